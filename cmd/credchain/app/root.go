@@ -1,0 +1,56 @@
+// Package app holds credchain's cobra commands. Each command parses flags into a typed Config,
+// defaults and validates it, and hands it to an injected run function, so tests can check flag
+// handling without starting anything.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/credchain/credchain/webhook"
+)
+
+// Runners are the functions the subcommands call once their Config is valid.
+type Runners struct {
+	Webhook func(ctx context.Context, cfg webhook.Config, log logr.Logger) error
+}
+
+// DefaultRunners start the real components.
+func DefaultRunners() Runners {
+	return Runners{
+		Webhook: func(ctx context.Context, cfg webhook.Config, log logr.Logger) error {
+			rc, err := webhook.RestConfig(cfg.Kubeconfig)
+			if err != nil {
+				return err
+			}
+			return webhook.Run(ctx, cfg, rc, log)
+		},
+	}
+}
+
+// NewRootCommand builds `credchain` and its subcommands.
+func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
+	var verbosity int
+	root := &cobra.Command{
+		Use:           "credchain",
+		Short:         "Keep Vault → ESO → imagePullSecrets from breaking silently",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and lifecycle, 1: every review)")
+	newLogger := func() logr.Logger {
+		h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)})
+		l := logr.FromSlogHandler(h)
+		ctrl.SetLogger(l)
+		klog.SetLogger(l)
+		return l
+	}
+	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
+	return root
+}

@@ -1,0 +1,45 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+
+	"github.com/credchain/credchain/webhook"
+)
+
+func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
+	var cfg webhook.Config
+	cfg.SetDefaults() // flag defaults are the Config defaults, shown in --help
+	var unmanaged, enforcement string
+	cmd := &cobra.Command{
+		Use:   "webhook",
+		Short: "Serve the admission webhook that denies workloads whose pull secrets are not backed by a synced ExternalSecret",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.UnmanagedSecrets = webhook.UnmanagedPolicy(unmanaged)
+			cfg.DefaultEnforcement = webhook.Enforcement(enforcement)
+			cfg.SetDefaults()
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			return run(ctx, cfg, newLogger())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Port, "port", cfg.Port, "HTTPS port serving "+webhook.Path)
+	f.StringVar(&cfg.Host, "host", cfg.Host, "address the HTTPS server binds to (empty: all)")
+	f.StringVar(&cfg.CertDir, "cert-dir", cfg.CertDir, "directory with tls.crt and tls.key (reloaded on change)")
+	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address serving /healthz and /readyz")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address serving Prometheus metrics (\"0\" disables)")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	f.StringVar(&unmanaged, "unmanaged-secrets", string(cfg.UnmanagedSecrets), "pull secrets no ExternalSecret writes: deny, warn or allow")
+	f.DurationVar(&cfg.GracePeriod, "grace-period", cfg.GracePeriod, "how long a new ExternalSecret may lack a Ready condition before workloads using it are denied")
+	f.IntVar(&cfg.StaleFactor, "stale-factor", cfg.StaleFactor, "warn when a Ready ExternalSecret was last refreshed more than this many refresh intervals ago (negative disables)")
+	f.StringVar(&enforcement, "default-enforcement", string(cfg.DefaultEnforcement), "enforcement for namespaces without the "+webhook.EnforcementLabel+" label: enforce, warn or off")
+	f.StringSliceVar(&cfg.ExemptNamespaces, "exempt-namespaces", cfg.ExemptNamespaces, "namespaces never checked")
+	f.StringVar(&cfg.ESOVersion, "eso-version", "", "ExternalSecret API version, v1 or v1beta1 (default: discover, preferring v1)")
+	return cmd
+}

@@ -1,0 +1,113 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is everything `credchain webhook` needs. Zero values are replaced by the documented defaults
+// in SetDefaults; Validate reports every problem at once before anything starts.
+type Config struct {
+	// Port is the HTTPS port for /validate. Defaults to 9443.
+	Port int
+	// Host is the address the HTTPS server binds to. Defaults to "" (all interfaces).
+	Host string
+	// CertDir holds tls.crt and tls.key; a renewed pair is picked up without restart.
+	// Defaults to $TMPDIR/k8s-webhook-server/serving-certs (controller-runtime's default).
+	CertDir string
+	// HealthAddr serves /healthz and /readyz. Defaults to ":8081".
+	HealthAddr string
+	// MetricsAddr serves Prometheus metrics; "0" disables. Defaults to ":8080".
+	MetricsAddr string
+	// Kubeconfig is the kubeconfig path; empty means KUBECONFIG, in-cluster, then ~/.kube/config.
+	Kubeconfig string
+	// UnmanagedSecrets is what to do with a pull secret no ExternalSecret writes. Defaults to deny.
+	UnmanagedSecrets UnmanagedPolicy
+	// GracePeriod is how long a new ExternalSecret may go without a Ready condition before workloads
+	// using it are denied: a Deployment and its ExternalSecret are often applied together. Defaults to 2m.
+	GracePeriod time.Duration
+	// StaleFactor: a Ready ExternalSecret not refreshed for StaleFactor×refreshInterval draws a
+	// warning. Defaults to 3; a negative value disables the warning.
+	StaleFactor int
+	// DefaultEnforcement applies to namespaces without the credchain.io/enforcement label.
+	// Defaults to enforce.
+	DefaultEnforcement Enforcement
+	// ExemptNamespaces are never checked. Defaults to kube-system and the webhook's own namespace
+	// ($POD_NAMESPACE, else credchain-system).
+	ExemptNamespaces []string
+	// ESOVersion pins the ExternalSecret API version (v1 or v1beta1); empty discovers it, preferring v1.
+	ESOVersion string
+}
+
+// SetDefaults fills zero fields with their documented defaults.
+func (c *Config) SetDefaults() {
+	if c.Port == 0 {
+		c.Port = 9443
+	}
+	if c.CertDir == "" {
+		c.CertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	if c.HealthAddr == "" {
+		c.HealthAddr = ":8081"
+	}
+	if c.MetricsAddr == "" {
+		c.MetricsAddr = ":8080"
+	}
+	if c.UnmanagedSecrets == "" {
+		c.UnmanagedSecrets = UnmanagedDeny
+	}
+	if c.GracePeriod == 0 {
+		c.GracePeriod = 2 * time.Minute
+	}
+	if c.StaleFactor == 0 {
+		c.StaleFactor = 3
+	}
+	if c.DefaultEnforcement == "" {
+		c.DefaultEnforcement = EnforcementEnforce
+	}
+	if c.ExemptNamespaces == nil {
+		c.ExemptNamespaces = DefaultExemptNamespaces()
+	}
+}
+
+// DefaultExemptNamespaces is kube-system and the namespace the webhook runs in.
+func DefaultExemptNamespaces() []string {
+	own := os.Getenv("POD_NAMESPACE")
+	if own == "" {
+		own = "credchain-system"
+	}
+	return []string{"kube-system", own}
+}
+
+// Validate reports every invalid field, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d: must be 1-65535", c.Port))
+	}
+	if c.CertDir == "" {
+		errs = append(errs, errors.New("--cert-dir: must not be empty"))
+	}
+	switch c.UnmanagedSecrets {
+	case UnmanagedDeny, UnmanagedWarn, UnmanagedAllow:
+	default:
+		errs = append(errs, fmt.Errorf("--unmanaged-secrets %q: must be deny, warn or allow", c.UnmanagedSecrets))
+	}
+	switch c.DefaultEnforcement {
+	case EnforcementEnforce, EnforcementWarn, EnforcementOff:
+	default:
+		errs = append(errs, fmt.Errorf("--default-enforcement %q: must be enforce, warn or off", c.DefaultEnforcement))
+	}
+	if c.GracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("--grace-period %s: must not be negative", c.GracePeriod))
+	}
+	switch c.ESOVersion {
+	case "", "v1", "v1beta1":
+	default:
+		errs = append(errs, fmt.Errorf("--eso-version %q: must be v1, v1beta1 or empty (discover)", c.ESOVersion))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,257 @@
+package webhook
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Enforcement is a namespace's enforcement mode, from the label credchain.io/enforcement.
+type Enforcement string
+
+const (
+	// EnforcementEnforce denies workloads whose pull secrets are not backed by a synced ExternalSecret.
+	EnforcementEnforce Enforcement = "enforce"
+	// EnforcementWarn admits them with an admission warning per problem (kubectl prints those).
+	EnforcementWarn Enforcement = "warn"
+	// EnforcementOff skips the check.
+	EnforcementOff Enforcement = "off"
+)
+
+// EnforcementLabel is the namespace label that overrides --default-enforcement.
+const EnforcementLabel = "credchain.io/enforcement"
+
+// UnmanagedPolicy says what to do with a pull secret no ExternalSecret writes.
+type UnmanagedPolicy string
+
+const (
+	UnmanagedDeny  UnmanagedPolicy = "deny"
+	UnmanagedWarn  UnmanagedPolicy = "warn"
+	UnmanagedAllow UnmanagedPolicy = "allow"
+)
+
+// Reason is the machine-readable outcome of one check, used as a metric label. The first problem
+// found in a review gives the review its reason.
+type Reason string
+
+const (
+	ReasonSynced        Reason = "synced"
+	ReasonStale         Reason = "stale"
+	ReasonNotSynced     Reason = "not_synced"
+	ReasonPending       Reason = "pending"
+	ReasonPendingGrace  Reason = "pending_in_grace"
+	ReasonUnmanaged     Reason = "unmanaged"
+	ReasonAmbiguous     Reason = "ambiguous"
+	ReasonNoPullSecrets Reason = "no_pull_secrets"
+	ReasonUnchanged     Reason = "template_unchanged"
+	ReasonExempt        Reason = "exempt"
+	ReasonOff           Reason = "enforcement_off"
+	ReasonNotChecked    Reason = "not_checked"
+	ReasonBadRequest    Reason = "bad_request"
+	ReasonNotReady      Reason = "caches_not_synced"
+)
+
+// Lookup is the decision's read-only view of the cluster. The production implementation reads
+// informer indexers (zero API calls); tests may use a fake.
+type Lookup interface {
+	// ExternalSecretsFor returns the ExternalSecrets in namespace that write secret. The result must
+	// not be modified.
+	ExternalSecretsFor(namespace, secret string) []*ExternalSecret
+	// ServiceAccountPullSecrets returns the imagePullSecrets of a ServiceAccount; found is false
+	// when it does not exist (yet), which is not an error.
+	ServiceAccountPullSecrets(namespace, name string) (secrets []string, found bool)
+	// LatestWarning returns ESO's newest Warning event on an ExternalSecret, e.g. reason
+	// "UpdateFailed" with Vault's "Code: 403 ... permission denied", which ESO's status omits.
+	LatestWarning(namespace, externalSecret string) (reason, message string, found bool)
+}
+
+// Policy is the decision's configuration, a subset of Config.
+type Policy struct {
+	Unmanaged UnmanagedPolicy
+	// GracePeriod is how long an ExternalSecret without a Ready condition is given before it denies.
+	GracePeriod time.Duration
+	// StaleFactor: a Ready ExternalSecret whose refreshTime is older than StaleFactor×refreshInterval
+	// is admitted with a warning.
+	StaleFactor int
+}
+
+// Decision is the outcome of a review: Denials non-empty means denied (in enforce mode).
+type Decision struct {
+	Reason   Reason
+	Denials  field.ErrorList
+	Warnings []string
+}
+
+// Decider decides whether a pod's pull secrets are backed by synced ExternalSecrets.
+type Decider struct {
+	Lookup Lookup
+	Policy Policy
+}
+
+// Decide checks every pull secret the pods will carry: the pod spec's own imagePullSecrets and those
+// inherited from its ServiceAccount (which Kubernetes copies into each pod at admission). All
+// problems are reported at once so one `kubectl apply` shows everything to fix.
+func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision {
+	dec := Decision{Reason: ReasonNoPullSecrets}
+	specPath := field.NewPath(refs.SpecPath)
+	for i, name := range refs.ImagePullSecrets {
+		d.check(&dec, namespace, name, specPath.Child("imagePullSecrets").Index(i), "", now)
+	}
+	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
+	if len(saSecrets) > 0 {
+		saPath := specPath.Child("serviceAccountName")
+		for i, name := range saSecrets {
+			if contains(refs.ImagePullSecrets, name) {
+				continue // already checked (and reported) under the pod spec's own field
+			}
+			via := fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by every pod): ", refs.ServiceAccountName, i)
+			d.check(&dec, namespace, name, saPath, via, now)
+		}
+	}
+	return dec
+}
+
+func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via string, now time.Time) {
+	owners := d.Lookup.ExternalSecretsFor(ns, secret)
+	switch len(owners) {
+	case 0:
+		d.unmanaged(dec, ns, secret, path, via)
+		return
+	case 1:
+	default:
+		names := make([]string, len(owners))
+		for i, es := range owners {
+			names[i] = es.Namespace + "/" + es.Name
+		}
+		dec.deny(ReasonAmbiguous, field.Forbidden(path, fmt.Sprintf(
+			"%ssecret %q is claimed by %d ExternalSecrets (%s), whose writes overwrite each other; keep one and delete the others",
+			via, secret, len(owners), strings.Join(names, ", "))))
+		return
+	}
+	es := owners[0]
+	ready := es.Ready()
+	switch {
+	case ready == nil:
+		age := now.Sub(es.CreationTimestamp.Time)
+		if age < d.Policy.GracePeriod {
+			dec.warn(ReasonPendingGrace, fmt.Sprintf(
+				"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (created %s ago, grace period %s); pods may fail to pull until it does",
+				path, via, secret, ns, es.Name, age.Round(time.Second), d.Policy.GracePeriod))
+			return
+		}
+		dec.deny(ReasonPending, field.Forbidden(path, fmt.Sprintf(
+			"%ssecret %q comes from ExternalSecret %s/%s, which has reported no Ready condition since it was created at %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
+			via, secret, ns, es.Name, es.CreationTimestamp.UTC().Format(time.RFC3339), d.Policy.GracePeriod,
+			es.Spec.SecretStoreRef.Name, es.Name, ns)))
+	case ready.Status != "True":
+		detail := "Ready=" + ready.Status
+		if ready.Reason != "" {
+			detail += ", " + ready.Reason
+		}
+		if ready.Message != "" {
+			detail += ": " + oneLine(ready.Message, 300)
+		}
+		since := ""
+		if !ready.LastTransitionTime.IsZero() {
+			since = " since " + ready.LastTransitionTime.UTC().Format(time.RFC3339)
+		}
+		event := ""
+		if reason, msg, ok := d.Lookup.LatestWarning(ns, es.Name); ok {
+			event = fmt.Sprintf("; ESO's last warning (%s): %s", reason, oneLine(msg, 400))
+		}
+		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
+			"%ssecret %q comes from ExternalSecret %s/%s, which is not synced (%s)%s%s; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret %s -n %s force-sync=$(date +%%s) --overwrite",
+			via, secret, ns, es.Name, detail, since, event, es.Name, ns)))
+	default:
+		if dec.Reason == ReasonNoPullSecrets {
+			dec.Reason = ReasonSynced
+		}
+		interval := es.RefreshPeriod()
+		if interval <= 0 || es.Status.RefreshTime.IsZero() || d.Policy.StaleFactor <= 0 {
+			return
+		}
+		if age := now.Sub(es.Status.RefreshTime.Time); age > time.Duration(d.Policy.StaleFactor)*interval {
+			dec.warn(ReasonStale, fmt.Sprintf(
+				"%s: %ssecret %q from ExternalSecret %s/%s was last refreshed at %s, more than %d refresh intervals (%s) ago; the credential may be stale",
+				path, via, secret, ns, es.Name, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.StaleFactor, interval))
+		}
+	}
+}
+
+func (d *Decider) unmanaged(dec *Decision, ns, secret string, path *field.Path, via string) {
+	msg := fmt.Sprintf("%ssecret %q is not written by any ExternalSecret in namespace %s; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: %s, or label the namespace %s=warn",
+		via, secret, ns, secret, EnforcementLabel)
+	switch d.Policy.Unmanaged {
+	case UnmanagedAllow:
+		if dec.Reason == ReasonNoPullSecrets {
+			dec.Reason = ReasonSynced
+		}
+	case UnmanagedWarn:
+		dec.warn(ReasonUnmanaged, path.String()+": "+msg)
+	default:
+		dec.deny(ReasonUnmanaged, field.Forbidden(path, msg))
+	}
+}
+
+func (dec *Decision) deny(r Reason, err *field.Error) {
+	if len(dec.Denials) == 0 {
+		dec.Reason = r
+	}
+	dec.Denials = append(dec.Denials, err)
+}
+
+func (dec *Decision) warn(r Reason, msg string) {
+	if len(dec.Denials) == 0 && len(dec.Warnings) == 0 {
+		dec.Reason = r
+	}
+	dec.Warnings = append(dec.Warnings, msg)
+}
+
+// Message renders the denials as one message for kubectl: a single error as is, several as a list.
+func (dec *Decision) Message(kind, namespace, name string) string {
+	var b strings.Builder
+	obj := strings.ToLower(kind)
+	if name != "" {
+		obj += " " + namespace + "/" + name
+	} else {
+		obj += " in namespace " + namespace
+	}
+	b.WriteString(obj)
+	if len(dec.Denials) == 1 {
+		b.WriteString(": a pull secret is not backed by a synced ExternalSecret: ")
+		b.WriteString(dec.Denials[0].Error())
+		return b.String()
+	}
+	b.WriteString(": ")
+	b.WriteString(strconv.Itoa(len(dec.Denials)))
+	b.WriteString(" pull secrets are not backed by a synced ExternalSecret: ")
+	for i, e := range dec.Denials {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine flattens a provider error (often multi-line, with Vault's "* permission denied" bullets)
+// into one line and trims it to max bytes so a denial stays readable.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
