@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	lookup := &IndexLookup{}
 	var nsStore toolscache.Store
 	for obj, target := range map[client.Object]*toolscache.Indexer{
-		&ExternalSecret{}:       &lookup.ExternalSecrets,
+		&ExternalSecret{}:        &lookup.ExternalSecrets,
 		&corev1.ServiceAccount{}: &lookup.ServiceAccounts,
 		&corev1.Event{}:          &lookup.Events,
 		&corev1.Namespace{}:      nil,

@@ -1,0 +1,107 @@
+// Package testenv finds the real servers built by hack/testbin.sh and ESO's CRDs for tests. A test
+// that needs a server it cannot find fails under CI (CI=true) and skips loudly elsewhere, naming the
+// command that builds it; `make test` always builds first, so it never skips there.
+package testenv
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Versions of the real servers; hack/testbin.sh builds the same ones.
+const (
+	K8sVersion  = "1.37.2"
+	EtcdVersion = "3.6.8"
+	ESOModule   = "github.com/external-secrets/external-secrets"
+	ESOVersion  = "v0.16.2"
+)
+
+// CacheRoot is where hack/testbin.sh puts its builds.
+func CacheRoot() string {
+	if d := os.Getenv("CREDCHAIN_TESTBIN"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "credchain", "testbin")
+}
+
+// missing fails under CI and skips (with the fix in the message) elsewhere.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	msg := what + " not found; build it with `make testbin` (or run `make test`, which does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// KubebuilderAssets returns the directory holding kube-apiserver, etcd and kubectl, and sets
+// KUBEBUILDER_ASSETS for envtest.
+func KubebuilderAssets(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(CacheRoot(), "k8s-"+K8sVersion+"-etcd-"+EtcdVersion)
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			missing(t, filepath.Join(dir, bin))
+		}
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") != dir {
+		// envtest reads the variable itself; set it for this process only (tests in one package
+		// share it, so this is not t.Setenv, which forbids parallel tests).
+		_ = os.Setenv("KUBEBUILDER_ASSETS", dir)
+	}
+	return dir
+}
+
+// Kubectl is the path of the kubectl built from k8s.io/kubernetes.
+func Kubectl(t testing.TB) string {
+	return filepath.Join(KubebuilderAssets(t), "kubectl")
+}
+
+var (
+	esoOnce sync.Once
+	esoDir  string
+	esoErr  error
+)
+
+// ESOCRDDir returns ESO's own CRD directory (config/crds/bases) from its Go module, so tests run
+// against ESO's real schema rather than a copy that can drift.
+func ESOCRDDir(t testing.TB) string {
+	t.Helper()
+	esoOnce.Do(func() {
+		out, err := exec.Command("go", "mod", "download", "-json", ESOModule+"@"+ESOVersion).Output()
+		if err != nil {
+			esoErr = err
+			return
+		}
+		var m struct{ Dir, Error string }
+		if err := json.Unmarshal(out, &m); err != nil {
+			esoErr = err
+			return
+		}
+		esoDir = filepath.Join(m.Dir, "config", "crds", "bases")
+	})
+	if esoErr != nil {
+		t.Fatalf("downloading %s@%s for its CRDs: %v", ESOModule, ESOVersion, esoErr)
+	}
+	return esoDir
+}
+
+// ESOCRDFiles are the CRDs credchain's tests install: the stores and ExternalSecrets (the
+// generators are irrelevant and would only slow envtest down).
+func ESOCRDFiles(t testing.TB) []string {
+	dir := ESOCRDDir(t)
+	var files []string
+	for _, f := range []string{"external-secrets.io_externalsecrets.yaml", "external-secrets.io_secretstores.yaml",
+		"external-secrets.io_clustersecretstores.yaml", "external-secrets.io_clusterexternalsecrets.yaml"} {
+		files = append(files, filepath.Join(dir, f))
+	}
+	return files
+}

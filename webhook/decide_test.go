@@ -1,0 +1,214 @@
+package webhook
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// fakeLookup is a map-backed Lookup for unit tests; the IndexLookup over real informers is covered
+// by the envtest integration test and the benchmark.
+type fakeLookup struct {
+	es     map[string][]*ExternalSecret // "ns/secret"
+	sa     map[string][]string          // "ns/name"
+	events map[string][2]string         // "ns/es" -> reason, message
+}
+
+func (f *fakeLookup) ExternalSecretsFor(ns, secret string) []*ExternalSecret {
+	return f.es[ns+"/"+secret]
+}
+
+func (f *fakeLookup) ServiceAccountPullSecrets(ns, name string) ([]string, bool) {
+	s, ok := f.sa[ns+"/"+name]
+	return s, ok
+}
+
+func (f *fakeLookup) LatestWarning(ns, es string) (string, string, bool) {
+	e, ok := f.events[ns+"/"+es]
+	return e[0], e[1], ok
+}
+
+var testNow = time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)
+
+func newES(name, target string, created time.Time, ready *ExternalSecretCondition) *ExternalSecret {
+	es := &ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: name, CreationTimestamp: metav1.NewTime(created)}}
+	es.Spec.Target.Name = target
+	es.Spec.SecretStoreRef.Name = "vault"
+	es.Spec.RefreshInterval = &metav1.Duration{Duration: time.Hour}
+	if ready != nil {
+		es.Status.Conditions = []ExternalSecretCondition{*ready}
+		es.Status.RefreshTime = metav1.NewTime(testNow.Add(-10 * time.Minute))
+	}
+	return es
+}
+
+func readyCond(status, reason, msg string) *ExternalSecretCondition {
+	return &ExternalSecretCondition{Type: "Ready", Status: status, Reason: reason, Message: msg,
+		LastTransitionTime: metav1.NewTime(time.Date(2026, 11, 27, 10, 2, 11, 0, time.UTC))}
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	day := testNow.Add(-24 * time.Hour)
+	synced := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", "secret synced"))
+	failing := newES("order-service-regcred", "regcred-order-service", day,
+		readyCond("False", "SecretSyncedError", "could not get secret data from provider"))
+	stale := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	stale.Status.RefreshTime = metav1.NewTime(testNow.Add(-4 * time.Hour))
+	young := newES("order-service-regcred", "regcred-order-service", testNow.Add(-30*time.Second), nil)
+	old := newES("order-service-regcred", "regcred-order-service", testNow.Add(-10*time.Minute), nil)
+	other := newES("legacy-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	vault403 := map[string][2]string{"prod/order-service-regcred": {"UpdateFailed",
+		"error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"}}
+
+	tests := map[string]struct {
+		es        map[string][]*ExternalSecret
+		sa        map[string][]string
+		events    map[string][2]string
+		unmanaged UnmanagedPolicy
+		refs      PodRefs
+		reason    Reason
+		denials   []string // exact field error strings
+		warnings  []string // substrings, one per warning
+	}{
+		"ready is allowed": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {synced}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason: ReasonSynced,
+		},
+		"no pull secrets is allowed": {
+			refs:   PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "default"},
+			reason: ReasonNoPullSecrets,
+		},
+		"ready but stale warns": {
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {stale}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonStale,
+			warnings: []string{`spec.template.spec.imagePullSecrets[0]: secret "regcred-order-service" from ExternalSecret prod/order-service-regcred was last refreshed at 2026-11-27T06:30:00Z, more than 3 refresh intervals (1h0m0s) ago; the credential may be stale`},
+		},
+		"not synced is denied with ESO's event": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {failing}},
+			events:  vault403,
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; ESO's last warning (UpdateFailed): error processing spec.data[0] (key: order-service), err: Error making API request. URL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service Code: 403. Errors: * 1 error occurred: * permission denied; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"no ready condition within grace warns": {
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {young}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonPendingGrace,
+			warnings: []string{`has not synced yet (created 30s ago, grace period 2m0s)`},
+		},
+		"no ready condition after grace is denied": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {old}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonPending,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which has reported no Ready condition since it was created at 2026-11-27T10:20:00Z (grace period 2m0s); check that External Secrets Operator is running and the store "vault" is valid: kubectl describe externalsecret order-service-regcred -n prod`},
+		},
+		"unmanaged is denied by default": {
+			refs:    PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: handmade, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"unmanaged warns when told to": {
+			unmanaged: UnmanagedWarn,
+			refs:      PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:    ReasonUnmanaged,
+			warnings:  []string{`spec.imagePullSecrets[0]: secret "handmade" is not written by any ExternalSecret`},
+		},
+		"unmanaged allowed when told to": {
+			unmanaged: UnmanagedAllow,
+			refs:      PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:    ReasonSynced,
+		},
+		"two ExternalSecrets claiming one secret are denied": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, other}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonAmbiguous,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/order-service-regcred, prod/legacy-regcred), whose writes overwrite each other; keep one and delete the others`},
+		},
+		"service account secret is checked": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {failing}},
+			sa:      map[string][]string{"prod/builder": {"regcred-order-service"}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "builder"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by every pod): secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"secret on both pod and service account is reported once": {
+			sa:      map[string][]string{"prod/default": {"handmade"}},
+			refs:    PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: handmade, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"every failing secret is reported, first reason wins": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {failing}, "prod/ok": {synced}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"ok", "regcred-order-service", "handmade"}, ServiceAccountName: "default"},
+			reason: ReasonNotSynced,
+			denials: []string{
+				`spec.template.spec.imagePullSecrets[1]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`,
+				`spec.template.spec.imagePullSecrets[2]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: handmade, or label the namespace credchain.io/enforcement=warn`,
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if tc.unmanaged == "" {
+				tc.unmanaged = UnmanagedDeny
+			}
+			d := &Decider{
+				Lookup: &fakeLookup{es: tc.es, sa: tc.sa, events: tc.events},
+				Policy: Policy{Unmanaged: tc.unmanaged, GracePeriod: 2 * time.Minute, StaleFactor: 3},
+			}
+			got := d.Decide("prod", tc.refs, testNow)
+			if got.Reason != tc.reason {
+				t.Errorf("reason = %q, want %q", got.Reason, tc.reason)
+			}
+			if len(got.Denials) != len(tc.denials) {
+				t.Fatalf("denials = %v, want %d", got.Denials, len(tc.denials))
+			}
+			for i, want := range tc.denials {
+				if g := got.Denials[i].Error(); g != want {
+					t.Errorf("denial[%d]:\n got %s\nwant %s", i, g, want)
+				}
+			}
+			if len(got.Warnings) != len(tc.warnings) {
+				t.Fatalf("warnings = %q, want %d", got.Warnings, len(tc.warnings))
+			}
+			for i, want := range tc.warnings {
+				if !strings.Contains(got.Warnings[i], want) {
+					t.Errorf("warning[%d] = %q, want it to contain %q", i, got.Warnings[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestDecisionMessage(t *testing.T) {
+	t.Parallel()
+	d := &Decider{Lookup: &fakeLookup{}, Policy: Policy{Unmanaged: UnmanagedDeny}}
+	tests := map[string]struct {
+		refs PodRefs
+		want string
+	}{
+		"one": {
+			refs: PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"a"}},
+			want: `deployment prod/web: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn`,
+		},
+		"two": {
+			refs: PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"a", "b"}},
+			want: `deployment prod/web: 2 pull secrets are not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn; spec.template.spec.imagePullSecrets[1]: Forbidden: secret "b" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: b, or label the namespace credchain.io/enforcement=warn`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dec := d.Decide("prod", tc.refs, testNow)
+			if got := dec.Message("Deployment", "prod", "web"); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,497 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/credchain/credchain/internal/testenv"
+	"github.com/credchain/credchain/webhook"
+)
+
+// warnings collects admission warnings the API server relays, as kubectl would print them.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+type cluster struct {
+	env        *envtest.Environment
+	c          client.Client
+	warn       *warnings
+	kubeconfig string
+	readyz     string
+}
+
+// startCluster starts a real kube-apiserver + etcd with ESO's CRDs and credchain's own
+// ValidatingWebhookConfiguration from manifests/ (envtest points its clientConfig at the local
+// server and signs a serving certificate with a test CA), then runs `credchain webhook` against it.
+func startCluster(t *testing.T, cfg webhook.Config) *cluster {
+	t.Helper()
+	testenv.KubebuilderAssets(t)
+	env := &envtest.Environment{
+		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			Paths: []string{filepath.Join("..", "manifests", "default", "validatingwebhookconfiguration.yaml")},
+		},
+	}
+	restCfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+
+	wio := env.WebhookInstallOptions
+	cfg.Host, cfg.Port, cfg.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	cfg.HealthAddr = freeAddr(t)
+	cfg.MetricsAddr = "0"
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- webhook.Run(ctx, cfg, rest.CopyConfig(restCfg), testr.NewWithOptions(t, testr.Options{Verbosity: 0}))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("webhook.Run: %v", err)
+		}
+	})
+
+	cl := &cluster{env: env, warn: &warnings{}, readyz: "http://" + cfg.HealthAddr + "/readyz"}
+	userCfg := rest.CopyConfig(restCfg)
+	userCfg.WarningHandler = cl.warn
+	if cl.c, err = client.New(userCfg, client.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "platform-engineer", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(cl.kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get(cl.readyz)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	return cl
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// eventually retries f until it succeeds: the webhook decides from informers, which see a write a
+// few milliseconds after the API server acknowledges it.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (cl *cluster) namespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := cl.c.Create(t.Context(), ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// externalSecret creates an ExternalSecret through ESO's real CRD schema, the way a user applies one.
+func (cl *cluster) externalSecret(t *testing.T, ns, name, target string) {
+	t.Helper()
+	es := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "external-secrets.io/v1",
+		"kind":       "ExternalSecret",
+		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{
+			"refreshInterval": "1h",
+			"secretStoreRef":  map[string]any{"name": "vault", "kind": "ClusterSecretStore"},
+			"target": map[string]any{
+				"name":     target,
+				"template": map[string]any{"type": "kubernetes.io/dockerconfigjson"},
+			},
+			"data": []any{map[string]any{
+				"secretKey": "password",
+				"remoteRef": map[string]any{"key": "order-service", "property": "password"},
+			}},
+		},
+	}}
+	if err := cl.c.Create(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setReady writes the Ready condition through the status subresource, as ESO's controller does.
+func (cl *cluster) setReady(t *testing.T, ns, name, status, reason, message string) {
+	t.Helper()
+	es := &unstructured.Unstructured{}
+	es.SetAPIVersion("external-secrets.io/v1")
+	es.SetKind("ExternalSecret")
+	if err := cl.c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, es); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	_ = unstructured.SetNestedSlice(es.Object, []any{map[string]any{
+		"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": now,
+	}}, "status", "conditions")
+	_ = unstructured.SetNestedField(es.Object, now, "status", "refreshTime")
+	if err := cl.c.Status().Update(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (cl *cluster) warningEvent(t *testing.T, ns, es, reason, message string) {
+	t.Helper()
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: es + "."},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "external-secrets.io/v1", Kind: "ExternalSecret", Namespace: ns, Name: es,
+		},
+		Type: corev1.EventTypeWarning, Reason: reason, Message: message,
+		LastTimestamp: metav1.Now(), FirstTimestamp: metav1.Now(), Count: 1,
+		Source: corev1.EventSource{Component: "external-secrets"},
+	}
+	if err := cl.c.Create(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deployment(ns, name, sa string, pullSecrets ...string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: sa,
+					Containers:         []corev1.Container{{Name: "app", Image: "registry.internal:5000/" + name + ":1.4.2"}},
+				},
+			},
+		},
+	}
+	for _, s := range pullSecrets {
+		d.Spec.Template.Spec.ImagePullSecrets = append(d.Spec.Template.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	return d
+}
+
+// denial returns the webhook's message from a Forbidden admission error, or an error.
+func denial(err error) (string, error) {
+	if err == nil {
+		return "", fmt.Errorf("admitted, want denied")
+	}
+	if !apierrors.IsForbidden(err) {
+		return "", fmt.Errorf("error is not Forbidden: %w", err)
+	}
+	const prefix = `admission webhook "pullsecrets.credchain.io" denied the request: `
+	msg := err.Error()
+	i := strings.Index(msg, prefix)
+	if i < 0 {
+		return "", fmt.Errorf("not a credchain denial: %w", err)
+	}
+	return msg[i+len(prefix):], nil
+}
+
+const (
+	eso403 = "error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"
+)
+
+func TestWebhookAgainstAPIServer(t *testing.T) {
+	cl := startCluster(t, webhook.Config{})
+	ctx := t.Context()
+	cl.namespace(t, "prod", nil)
+	cl.namespace(t, "staging", map[string]string{webhook.EnforcementLabel: "warn"})
+	cl.namespace(t, "sandbox", map[string]string{webhook.EnforcementLabel: "off"})
+
+	cl.externalSecret(t, "prod", "order-service-regcred", "regcred-order-service")
+	cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
+	cl.warningEvent(t, "prod", "order-service-regcred", "UpdateFailed", eso403)
+
+	wantDenied := func(name string) string {
+		return fmt.Sprintf(`deployment prod/%s: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since `, name)
+	}
+
+	t.Run("create denied while ExternalSecret is not synced, with Vault's 403", func(t *testing.T) {
+		eventually(t, 10*time.Second, func() error {
+			msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(msg, wantDenied("order-service")) {
+				return fmt.Errorf("message:\n%s\nwant prefix\n%s", msg, wantDenied("order-service"))
+			}
+			for _, want := range []string{"ESO's last warning (UpdateFailed): error processing spec.data[0]", "Code: 403. Errors: * 1 error occurred: * permission denied",
+				"kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite"} {
+				if !strings.Contains(msg, want) {
+					return fmt.Errorf("message %q lacks %q", msg, want)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("kubectl apply shows the denial to the person", func(t *testing.T) {
+		manifest := filepath.Join(t.TempDir(), "order-service.yaml")
+		if err := os.WriteFile(manifest, []byte(orderServiceYAML), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", cl.kubeconfig, "apply", "-f", manifest)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("kubectl apply succeeded, want denial:\n%s", out)
+		}
+		want := `Error from server (Forbidden): error when creating "` + manifest + `": admission webhook "pullsecrets.credchain.io" denied the request: ` + wantDenied("order-service")
+		if !strings.HasPrefix(string(out), want) {
+			t.Fatalf("kubectl output:\n%s\nwant prefix:\n%s", out, want)
+		}
+	})
+
+	t.Run("admitted once Ready, and rollout restart checked again", func(t *testing.T) {
+		cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "secret synced")
+		eventually(t, 10*time.Second, func() error {
+			return cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service"))
+		})
+		if w := cl.warn.take(); len(w) != 0 {
+			t.Errorf("warnings on a healthy create: %q", w)
+		}
+
+		cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
+		// kubectl rollout restart: a new annotation in the pod template.
+		restart := func() error {
+			d := &appsv1.Deployment{}
+			if err := cl.c.Get(ctx, types.NamespacedName{Namespace: "prod", Name: "order-service"}, d); err != nil {
+				return err
+			}
+			if d.Spec.Template.Annotations == nil {
+				d.Spec.Template.Annotations = map[string]string{}
+			}
+			d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
+			return cl.c.Update(ctx, d)
+		}
+		eventually(t, 10*time.Second, func() error {
+			msg, err := denial(restart())
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(msg, wantDenied("order-service")) {
+				return fmt.Errorf("message %q", msg)
+			}
+			return nil
+		})
+
+		// Scaling creates no pods from a new template: never blocked, even now.
+		d := &appsv1.Deployment{}
+		if err := cl.c.Get(ctx, types.NamespacedName{Namespace: "prod", Name: "order-service"}, d); err != nil {
+			t.Fatal(err)
+		}
+		d.Spec.Replicas = ptr.To[int32](5)
+		d.Labels = map[string]string{"team": "orders"}
+		if err := cl.c.Update(ctx, d); err != nil {
+			t.Fatalf("replicas/label update denied: %v", err)
+		}
+
+		cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "secret synced")
+		eventually(t, 10*time.Second, restart)
+	})
+
+	t.Run("secret inherited from the ServiceAccount is checked", func(t *testing.T) {
+		sa := &corev1.ServiceAccount{
+			ObjectMeta:       metav1.ObjectMeta{Namespace: "prod", Name: "builder"},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-builder"}},
+		}
+		if err := cl.c.Create(ctx, sa); err != nil {
+			t.Fatal(err)
+		}
+		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by every pod): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
+		eventually(t, 10*time.Second, func() error {
+			msg, err := denial(cl.c.Create(ctx, deployment("prod", "builder", "builder")))
+			if err != nil {
+				return err
+			}
+			if msg != want {
+				return fmt.Errorf("message:\n%s\nwant:\n%s", msg, want)
+			}
+			return nil
+		})
+	})
+
+	t.Run("other kinds are checked too", func(t *testing.T) {
+		cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
+		tmpl := deployment("prod", "x", "", "regcred-order-service").Spec.Template
+		objs := map[string]client.Object{
+			"cronjob": &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "nightly"},
+				Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+					Template: withRestart(tmpl, corev1.RestartPolicyOnFailure)}}}},
+			"statefulset": &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "db"},
+				Spec: appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}, Template: tmpl}},
+			"pod": &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "debug"}, Spec: tmpl.Spec},
+		}
+		wantPath := map[string]string{"cronjob": "spec.jobTemplate.spec.template.spec.imagePullSecrets[0]",
+			"statefulset": "spec.template.spec.imagePullSecrets[0]", "pod": "spec.imagePullSecrets[0]"}
+		for name, obj := range objs {
+			eventually(t, 10*time.Second, func() error {
+				msg, err := denial(cl.c.Create(ctx, obj))
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(msg, wantPath[name]+`: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
+					return fmt.Errorf("%s: message %q", name, msg)
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("warn namespace admits with warnings", func(t *testing.T) {
+		cl.warn.take()
+		if err := cl.c.Create(ctx, deployment("staging", "order-service", "", "handmade")); err != nil {
+			t.Fatalf("denied in a warn namespace: %v", err)
+		}
+		got := cl.warn.take()
+		want := `credchain.io/enforcement=warn, would deny: deployment staging/order-service: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace staging`
+		if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+			t.Fatalf("warnings = %q, want one starting %q", got, want)
+		}
+	})
+
+	t.Run("off namespace is not sent to the webhook", func(t *testing.T) {
+		if err := cl.c.Create(ctx, deployment("sandbox", "order-service", "", "handmade")); err != nil {
+			t.Fatalf("denied in an off namespace: %v", err)
+		}
+	})
+
+	t.Run("delete is never blocked", func(t *testing.T) {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "order-service"}}
+		if err := cl.c.Delete(ctx, d); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+	})
+
+	t.Run("malformed reviews get 400", func(t *testing.T) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(cl.env.WebhookInstallOptions.LocalServingCAData)
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		url := fmt.Sprintf("https://%s%s", net.JoinHostPort(cl.env.WebhookInstallOptions.LocalServingHost,
+			fmt.Sprint(cl.env.WebhookInstallOptions.LocalServingPort)), webhook.Path)
+		bodies := map[string]string{
+			"not json":                  `{"kind":"AdmissionReview",`,
+			"object not a pod template": `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"namespace":"prod","operation":"CREATE","object":{"spec":{"template":"x"}}}}`,
+			"no namespace":              `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"2","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","object":{}}}`,
+		}
+		for name, body := range bodies {
+			resp, err := hc.Post(url, "application/json", bytes.NewBufferString(body))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(buf.String(), `"code":400`) {
+				t.Errorf("%s: response %s %s, want code 400", name, resp.Status, buf.String())
+			}
+		}
+	})
+}
+
+func withRestart(t corev1.PodTemplateSpec, p corev1.RestartPolicy) corev1.PodTemplateSpec {
+	t = *t.DeepCopy()
+	t.Spec.RestartPolicy = p
+	return t
+}
+
+var _ logr.Logger
+
+const orderServiceYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: order-service
+  namespace: prod
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: order-service}
+  template:
+    metadata:
+      labels: {app: order-service}
+    spec:
+      imagePullSecrets:
+        - name: regcred-order-service
+      containers:
+        - name: app
+          image: registry.internal:5000/order-service:1.4.2
+`
