@@ -96,32 +96,50 @@ type Decider struct {
 // problems are reported at once so one `kubectl apply` shows everything to fix.
 func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision {
 	dec := Decision{Reason: ReasonNoPullSecrets}
-	specPath := field.NewPath(refs.SpecPath)
 	for i, name := range refs.ImagePullSecrets {
-		d.check(&dec, namespace, name, specPath.Child("imagePullSecrets").Index(i), "", now)
+		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, now)
 	}
 	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
-	if len(saSecrets) > 0 {
-		saPath := specPath.Child("serviceAccountName")
-		for i, name := range saSecrets {
-			if contains(refs.ImagePullSecrets, name) {
-				continue // already checked (and reported) under the pod spec's own field
-			}
-			via := fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by every pod): ", refs.ServiceAccountName, i)
-			d.check(&dec, namespace, name, saPath, via, now)
+	for i, name := range saSecrets {
+		if contains(refs.ImagePullSecrets, name) {
+			continue // already checked (and reported) under the pod spec's own field
 		}
+		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, now)
 	}
 	return dec
 }
 
-func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via string, now time.Time) {
+// ref says where a pull secret came from. The field path and wording are only built when a problem
+// is reported, so a healthy review allocates nothing for them.
+type ref struct {
+	spec           string
+	index          int
+	serviceAccount string // set when inherited from the ServiceAccount
+}
+
+func (r ref) path() *field.Path {
+	if r.serviceAccount != "" {
+		return field.NewPath(r.spec).Child("serviceAccountName")
+	}
+	return field.NewPath(r.spec).Child("imagePullSecrets").Index(r.index)
+}
+
+func (r ref) via() string {
+	if r.serviceAccount == "" {
+		return ""
+	}
+	return fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by every pod): ", r.serviceAccount, r.index)
+}
+
+func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) {
 	owners := d.Lookup.ExternalSecretsFor(ns, secret)
 	switch len(owners) {
 	case 0:
-		d.unmanaged(dec, ns, secret, path, via)
+		d.unmanaged(dec, ns, secret, r)
 		return
 	case 1:
 	default:
+		path, via := r.path(), r.via()
 		names := make([]string, len(owners))
 		for i, es := range owners {
 			names[i] = es.Namespace + "/" + es.Name
@@ -135,6 +153,7 @@ func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via 
 	ready := es.Ready()
 	switch {
 	case ready == nil:
+		path, via := r.path(), r.via()
 		age := now.Sub(es.CreationTimestamp.Time)
 		if age < d.Policy.GracePeriod {
 			dec.warn(ReasonPendingGrace, fmt.Sprintf(
@@ -147,6 +166,7 @@ func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via 
 			via, secret, ns, es.Name, es.CreationTimestamp.UTC().Format(time.RFC3339), d.Policy.GracePeriod,
 			es.Spec.SecretStoreRef.Name, es.Name, ns)))
 	case ready.Status != "True":
+		path, via := r.path(), r.via()
 		detail := "Ready=" + ready.Status
 		if ready.Reason != "" {
 			detail += ", " + ready.Reason
@@ -174,6 +194,7 @@ func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via 
 			return
 		}
 		if age := now.Sub(es.Status.RefreshTime.Time); age > time.Duration(d.Policy.StaleFactor)*interval {
+			path, via := r.path(), r.via()
 			dec.warn(ReasonStale, fmt.Sprintf(
 				"%s: %ssecret %q from ExternalSecret %s/%s was last refreshed at %s, more than %d refresh intervals (%s) ago; the credential may be stale",
 				path, via, secret, ns, es.Name, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.StaleFactor, interval))
@@ -181,14 +202,17 @@ func (d *Decider) check(dec *Decision, ns, secret string, path *field.Path, via 
 	}
 }
 
-func (d *Decider) unmanaged(dec *Decision, ns, secret string, path *field.Path, via string) {
-	msg := fmt.Sprintf("%ssecret %q is not written by any ExternalSecret in namespace %s; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: %s, or label the namespace %s=warn",
-		via, secret, ns, secret, EnforcementLabel)
-	switch d.Policy.Unmanaged {
-	case UnmanagedAllow:
+func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref) {
+	if d.Policy.Unmanaged == UnmanagedAllow {
 		if dec.Reason == ReasonNoPullSecrets {
 			dec.Reason = ReasonSynced
 		}
+		return
+	}
+	path, via := r.path(), r.via()
+	msg := fmt.Sprintf("%ssecret %q is not written by any ExternalSecret in namespace %s; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: %s, or label the namespace %s=warn",
+		via, secret, ns, secret, EnforcementLabel)
+	switch d.Policy.Unmanaged {
 	case UnmanagedWarn:
 		dec.warn(ReasonUnmanaged, path.String()+": "+msg)
 	default:

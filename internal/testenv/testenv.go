@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,30 +33,39 @@ func CacheRoot() string {
 // missing fails under CI and skips (with the fix in the message) elsewhere.
 func missing(t testing.TB, what string) {
 	t.Helper()
-	msg := what + " not found; build it with `make testbin` (or run `make test`, which does)"
+	msg := what + "; build it with `make testbin` (or run `make test`, which does)"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 }
 
-// KubebuilderAssets returns the directory holding kube-apiserver, etcd and kubectl, and sets
-// KUBEBUILDER_ASSETS for envtest.
-func KubebuilderAssets(t testing.TB) string {
-	t.Helper()
+// Assets returns the directory holding kube-apiserver, etcd and kubectl (KUBEBUILDER_ASSETS, else
+// the testbin cache) and sets KUBEBUILDER_ASSETS for envtest in this process.
+func Assets() (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {
 		dir = filepath.Join(CacheRoot(), "k8s-"+K8sVersion+"-etcd-"+EtcdVersion)
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			missing(t, filepath.Join(dir, bin))
+			return "", fmt.Errorf("%s not found", filepath.Join(dir, bin))
 		}
 	}
 	if os.Getenv("KUBEBUILDER_ASSETS") != dir {
-		// envtest reads the variable itself; set it for this process only (tests in one package
-		// share it, so this is not t.Setenv, which forbids parallel tests).
+		// envtest reads the variable itself. Set for the whole process (not t.Setenv, which
+		// forbids parallel tests); every caller sets the same value.
 		_ = os.Setenv("KUBEBUILDER_ASSETS", dir)
+	}
+	return dir, nil
+}
+
+// KubebuilderAssets is Assets for tests.
+func KubebuilderAssets(t testing.TB) string {
+	t.Helper()
+	dir, err := Assets()
+	if err != nil {
+		missing(t, err.Error())
 	}
 	return dir
 }
@@ -71,10 +81,9 @@ var (
 	esoErr  error
 )
 
-// ESOCRDDir returns ESO's own CRD directory (config/crds/bases) from its Go module, so tests run
+// CRDDir returns ESO's own CRD directory (config/crds/bases) from its Go module, so tests run
 // against ESO's real schema rather than a copy that can drift.
-func ESOCRDDir(t testing.TB) string {
-	t.Helper()
+func CRDDir() (string, error) {
 	esoOnce.Do(func() {
 		out, err := exec.Command("go", "mod", "download", "-json", ESOModule+"@"+ESOVersion).Output()
 		if err != nil {
@@ -89,19 +98,32 @@ func ESOCRDDir(t testing.TB) string {
 		esoDir = filepath.Join(m.Dir, "config", "crds", "bases")
 	})
 	if esoErr != nil {
-		t.Fatalf("downloading %s@%s for its CRDs: %v", ESOModule, ESOVersion, esoErr)
+		return "", fmt.Errorf("downloading %s@%s for its CRDs: %w", ESOModule, ESOVersion, esoErr)
 	}
-	return esoDir
+	return esoDir, nil
 }
 
-// ESOCRDFiles are the CRDs credchain's tests install: the stores and ExternalSecrets (the
-// generators are irrelevant and would only slow envtest down).
-func ESOCRDFiles(t testing.TB) []string {
-	dir := ESOCRDDir(t)
+// CRDFiles are the ESO CRDs credchain installs: the stores and ExternalSecrets (the generators are
+// irrelevant here and would only slow the API server's start down).
+func CRDFiles() ([]string, error) {
+	dir, err := CRDDir()
+	if err != nil {
+		return nil, err
+	}
 	var files []string
 	for _, f := range []string{"external-secrets.io_externalsecrets.yaml", "external-secrets.io_secretstores.yaml",
 		"external-secrets.io_clustersecretstores.yaml", "external-secrets.io_clusterexternalsecrets.yaml"} {
 		files = append(files, filepath.Join(dir, f))
+	}
+	return files, nil
+}
+
+// ESOCRDFiles is CRDFiles for tests.
+func ESOCRDFiles(t testing.TB) []string {
+	t.Helper()
+	files, err := CRDFiles()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }

@@ -1,0 +1,43 @@
+# credchain — see README.md. Everything builds from Go modules; the real servers the tests and demo
+# run against are built once into $(CREDCHAIN_TESTBIN) (default ~/.cache/credchain/testbin).
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin
+
+.PHONY: all build test unit testbin demo bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/credchain ./cmd/credchain
+
+## testbin: build kube-apiserver, etcd and kubectl (and later Vault, ESO, registry) from their modules.
+testbin:
+	hack/testbin.sh k8s etcd
+
+## test: build what the tests need, then run every test (unit, fuzz seeds, envtest integration).
+test: testbin vet
+	CI=$${CI:-false} $(GO) test -count=1 -race ./...
+
+## unit: tests that need no server.
+unit:
+	$(GO) test -count=1 -short ./...
+
+vet:
+	$(GO) vet ./...
+
+## demo: the incident replayed against a local real kube-apiserver; cleans up after itself.
+demo: testbin build
+	$(GO) run ./hack/demo --credchain $(BIN)/credchain --manifests manifests/default
+
+## bench: the performance targets of docs/benchmarks.md.
+bench:
+	hack/bench.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./webhook -run '^$$' -fuzz FuzzExtractPodRefs -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)

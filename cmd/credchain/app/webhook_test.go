@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/credchain/credchain/webhook"
+)
+
+func TestWebhookCommand(t *testing.T) {
+	defaults := webhook.Config{}
+	defaults.SetDefaults()
+	tests := map[string]struct {
+		args    []string
+		want    func(*webhook.Config)
+		wantErr string
+	}{
+		"defaults": {args: nil, want: func(*webhook.Config) {}},
+		"every flag": {
+			args: []string{"--port", "10250", "--host", "127.0.0.1", "--cert-dir", "/certs", "--health-addr", ":9000",
+				"--metrics-addr", "0", "--kubeconfig", "/kc", "--unmanaged-secrets", "warn", "--grace-period", "5m",
+				"--stale-factor", "-1", "--default-enforcement", "warn", "--exempt-namespaces", "a,b", "--eso-version", "v1beta1"},
+			want: func(c *webhook.Config) {
+				c.Port, c.Host, c.CertDir, c.HealthAddr, c.MetricsAddr, c.Kubeconfig = 10250, "127.0.0.1", "/certs", ":9000", "0", "/kc"
+				c.UnmanagedSecrets, c.GracePeriod, c.StaleFactor, c.DefaultEnforcement = webhook.UnmanagedWarn, 5*time.Minute, -1, webhook.EnforcementWarn
+				c.ExemptNamespaces, c.ESOVersion = []string{"a", "b"}, "v1beta1"
+			},
+		},
+		"every error at once": {
+			args:    []string{"--port", "70000", "--unmanaged-secrets", "maybe", "--default-enforcement", "strict", "--grace-period", "-1s", "--eso-version", "v2"},
+			wantErr: "invalid configuration: --port 70000: must be 1-65535\n--unmanaged-secrets \"maybe\": must be deny, warn or allow\n--default-enforcement \"strict\": must be enforce, warn or off\n--grace-period -1s: must not be negative\n--eso-version \"v2\": must be v1, v1beta1 or empty (discover)",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var got *webhook.Config
+			run := func(_ context.Context, c webhook.Config, _ logr.Logger) error {
+				got = &c
+				return nil
+			}
+			cmd := NewRootCommand(t.Context(), Runners{Webhook: run})
+			cmd.SetArgs(append([]string{"webhook"}, tc.args...))
+			err := cmd.Execute()
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if got != nil {
+					t.Fatal("run called with an invalid config")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := defaults
+			want.ExemptNamespaces = append([]string(nil), defaults.ExemptNamespaces...)
+			tc.want(&want)
+			if !reflect.DeepEqual(*got, want) {
+				t.Errorf("config:\n got %+v\nwant %+v", *got, want)
+			}
+		})
+	}
+}
+
+func TestRunErrorIsReturned(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	cmd := NewRootCommand(t.Context(), Runners{Webhook: func(context.Context, webhook.Config, logr.Logger) error { return boom }})
+	cmd.SetArgs([]string{"webhook"})
+	if err := cmd.Execute(); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+}
