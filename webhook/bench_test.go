@@ -91,7 +91,7 @@ func deploymentFor(ns, name, sa string, secrets []string) *appsv1.Deployment {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{c, sidecar}},
+				Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{c, sidecar}},
 			},
 		},
 	}
@@ -201,7 +201,7 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 			Request: &admissionv1.AdmissionRequest{
 				UID: "00000000-0000-0000-0000-000000000001", Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
-				Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
+				Resource:  metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
 				Namespace: ns, Name: "order-service", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: obj},
 			},
 		}

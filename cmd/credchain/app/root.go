@@ -13,12 +13,14 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/credchain/credchain/auditguard"
 	"github.com/credchain/credchain/webhook"
 )
 
 // Runners are the functions the subcommands call once their Config is valid.
 type Runners struct {
-	Webhook func(ctx context.Context, cfg webhook.Config, log logr.Logger) error
+	Webhook    func(ctx context.Context, cfg webhook.Config, log logr.Logger) error
+	Auditguard func(ctx context.Context, cfg auditguard.Config, log logr.Logger) error
 }
 
 // DefaultRunners start the real components.
@@ -30,6 +32,13 @@ func DefaultRunners() Runners {
 				return err
 			}
 			return webhook.Run(ctx, cfg, rc, log)
+		},
+		Auditguard: func(ctx context.Context, cfg auditguard.Config, log logr.Logger) error {
+			client, err := auditguard.NewVaultClient(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			return auditguard.Run(ctx, cfg, client, nil, log)
 		},
 	}
 }
@@ -52,5 +61,6 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 		return l
 	}
 	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
+	root.AddCommand(newAuditguardCommand(ctx, r.Auditguard, newLogger))
 	return root
 }

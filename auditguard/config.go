@@ -1,0 +1,98 @@
+package auditguard
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is everything `credchain auditguard` needs. Vault's address, CA and namespace come from the
+// vault CLI's environment (VAULT_ADDR, VAULT_CACERT, VAULT_NAMESPACE, ...); the token from
+// VAULT_TOKEN, --vault-token-file, or a Kubernetes auth login.
+type Config struct {
+	// Listen are socket audit device targets: tcp://HOST:PORT or unix:///PATH. Repeatable.
+	Listen []string
+	// AuditFiles are file audit device logs to tail ("-" reads stdin once). Repeatable.
+	AuditFiles []string
+	// StateDir holds the snapshot store (state.db). Defaults to /var/lib/credchain.
+	StateDir string
+	// MetricsAddr serves Prometheus metrics at /metrics; "0" disables. Defaults to ":8080".
+	MetricsAddr string
+	// ResyncInterval: full rebuild of the role index and policy snapshots. Defaults to 5m.
+	ResyncInterval time.Duration
+	// ReconcileInterval: restore referenced policies missing from Vault. Defaults to 1m.
+	ReconcileInterval time.Duration
+	// QueueSize bounds the reader → processing queue. Defaults to 8192.
+	QueueSize int
+	// MaxLine bounds one audit line in bytes. Defaults to 64 MiB.
+	MaxLine int
+	// VaultTokenFile is read for the token when set (a mounted Secret), instead of VAULT_TOKEN.
+	VaultTokenFile string
+	// KubernetesRole logs in with Vault's Kubernetes auth as this role when set (token renewed).
+	KubernetesRole string
+	// KubernetesMount is the Kubernetes auth mount for the login. Defaults to "kubernetes".
+	KubernetesMount string
+	// KubernetesJWTFile is the service account token for the login.
+	// Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token.
+	KubernetesJWTFile string
+}
+
+// SetDefaults fills zero fields with their documented defaults.
+func (c *Config) SetDefaults() {
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/credchain"
+	}
+	if c.MetricsAddr == "" {
+		c.MetricsAddr = ":8080"
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = 5 * time.Minute
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = time.Minute
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 8192
+	}
+	if c.MaxLine == 0 {
+		c.MaxLine = DefaultMaxLine
+	}
+	if c.KubernetesMount == "" {
+		c.KubernetesMount = "kubernetes"
+	}
+	if c.KubernetesJWTFile == "" {
+		c.KubernetesJWTFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	}
+}
+
+// Validate reports every invalid field, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Listen) == 0 && len(c.AuditFiles) == 0 {
+		errs = append(errs, errors.New("no audit source: give --listen and/or --audit-file"))
+	}
+	for _, l := range c.Listen {
+		if _, _, err := ParseListen(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("--state-dir: must not be empty"))
+	}
+	if c.ResyncInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--resync-interval %s: must be positive", c.ResyncInterval))
+	}
+	if c.ReconcileInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--reconcile-interval %s: must be positive", c.ReconcileInterval))
+	}
+	if c.QueueSize <= 0 {
+		errs = append(errs, fmt.Errorf("--queue-size %d: must be positive", c.QueueSize))
+	}
+	if c.MaxLine < 1<<16 {
+		errs = append(errs, fmt.Errorf("--max-line %d: must be at least 65536", c.MaxLine))
+	}
+	if c.VaultTokenFile != "" && c.KubernetesRole != "" {
+		errs = append(errs, errors.New("--vault-token-file and --vault-k8s-role: give one"))
+	}
+	return errors.Join(errs...)
+}

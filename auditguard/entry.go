@@ -1,0 +1,153 @@
+// Package auditguard is a Vault audit-device sink (socket, file, stdin) that keeps a reverse index
+// policy → Kubernetes auth roles and restores policies that roles still reference when someone
+// deletes them — the root cause of the order-service incident — then says who did it.
+package auditguard
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Entry is the part of one Vault audit log line the guard reads. Vault's own types are unexported
+// and BUSL-licensed, so these are ours. Values under request/response data are HMAC'd by default
+// and never relied on; paths, operations and the auth block's names are plain.
+type Entry struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"` // "request" or "response"
+	Auth    Auth      `json:"auth"`
+	Request Request   `json:"request"`
+	Error   string    `json:"error"`
+}
+
+// Auth says who made the request. ClientToken and Accessor are HMAC'd (hmac_accessor=true by
+// default) and never logged or forwarded.
+type Auth struct {
+	Accessor      string            `json:"accessor"`
+	DisplayName   string            `json:"display_name"`
+	EntityID      string            `json:"entity_id"`
+	Policies      []string          `json:"policies"`
+	TokenPolicies []string          `json:"token_policies"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// Request is the audited request.
+type Request struct {
+	ID            string    `json:"id"`
+	Operation     string    `json:"operation"`
+	Path          string    `json:"path"`
+	Namespace     Namespace `json:"namespace"`
+	RemoteAddress string    `json:"remote_address"`
+	MountType     string    `json:"mount_type"`
+	MountPoint    string    `json:"mount_point"`
+}
+
+// Namespace is the Vault Enterprise namespace of a request; OSS Vault always logs the root
+// namespace ({"id":"root"}, empty path).
+type Namespace struct {
+	ID   string `json:"id"`
+	Path string `json:"path"`
+}
+
+// DecodeEntry decodes one audit line.
+func DecodeEntry(line []byte) (*Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(line, &e); err != nil {
+		return nil, fmt.Errorf("decoding audit entry: %w", err)
+	}
+	if e.Type != "request" && e.Type != "response" {
+		return nil, fmt.Errorf("decoding audit entry: unknown type %q", e.Type)
+	}
+	return &e, nil
+}
+
+// NSPath is the namespace path without trailing slash, "" for root.
+func (n Namespace) NSPath() string { return strings.TrimSuffix(n.Path, "/") }
+
+// What an audited path is about, for the processing loop.
+type Kind int
+
+const (
+	KindIrrelevant Kind = iota
+	KindPolicy          // sys/policies/acl/<name> or the legacy sys/policy/<name>
+	KindRole            // auth/<mount>/role/<name>
+	KindAuthMount       // sys/auth/<path>
+	KindAudit           // sys/audit/<path>
+)
+
+// Classify returns what path is about and the object's name (for a role: "<mount>/<role>").
+// Vault lower-cases policy names, so the name is lower-cased too.
+func Classify(path string) (Kind, string) {
+	switch {
+	case strings.HasPrefix(path, "sys/policies/acl/"):
+		return named(KindPolicy, strings.ToLower(strings.TrimPrefix(path, "sys/policies/acl/")))
+	case strings.HasPrefix(path, "sys/policy/"):
+		return named(KindPolicy, strings.ToLower(strings.TrimPrefix(path, "sys/policy/")))
+	case strings.HasPrefix(path, "sys/auth/"):
+		return named(KindAuthMount, strings.TrimSuffix(strings.TrimPrefix(path, "sys/auth/"), "/"))
+	case strings.HasPrefix(path, "sys/audit/"):
+		return named(KindAudit, strings.TrimPrefix(path, "sys/audit/"))
+	case strings.HasPrefix(path, "auth/"):
+		rest := strings.TrimPrefix(path, "auth/")
+		i := strings.Index(rest, "/role/")
+		if i <= 0 {
+			return KindIrrelevant, ""
+		}
+		mount, role := rest[:i], rest[i+len("/role/"):]
+		if role == "" || strings.Contains(role, "/") {
+			return KindIrrelevant, ""
+		}
+		return KindRole, mount + "/" + role
+	}
+	return KindIrrelevant, ""
+}
+
+func named(k Kind, name string) (Kind, string) {
+	if name == "" || strings.Contains(name, "/") {
+		return KindIrrelevant, ""
+	}
+	return k, name
+}
+
+var (
+	responseMarker = []byte(`"type":"response"`)
+	requestMarker  = []byte(`"request":{`)
+	pathMarker     = []byte(`"path":"`)
+)
+
+// relevantPrefixes are the request paths the guard acts on; everything else is dropped before a
+// full decode.
+var relevantPrefixes = [][]byte{
+	[]byte("sys/policies/acl/"), []byte("sys/policy/"), []byte("auth/"), []byte("sys/auth/"), []byte("sys/audit/"),
+}
+
+// Relevant is the read loop's cheap pre-filter: a response entry with a "path" value under one of
+// the prefixes the guard acts on. It scans for byte markers instead of decoding, so an irrelevant
+// line (the vast majority: KV reads, token renewals) costs a fraction of a microsecond. It may pass
+// a line that turns out irrelevant (the decoder then decides); it never drops a relevant one, since
+// every "path" value after the request object's start is tried — an Enterprise namespace's own
+// "path" key comes before the request path.
+func Relevant(line []byte) bool {
+	if !bytes.Contains(line, responseMarker) {
+		return false
+	}
+	i := bytes.Index(line, requestMarker)
+	if i < 0 {
+		return false
+	}
+	rest := line[i+len(requestMarker):]
+	for {
+		j := bytes.Index(rest, pathMarker)
+		if j < 0 {
+			return false
+		}
+		rest = rest[j+len(pathMarker):]
+		for _, pre := range relevantPrefixes {
+			if bytes.HasPrefix(rest, pre) {
+				return true
+			}
+		}
+	}
+}

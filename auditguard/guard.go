@@ -1,0 +1,462 @@
+package auditguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// queued is one relevant line with its arrival time (restore latency is measured from it).
+type queued struct {
+	line    []byte
+	arrived time.Time
+}
+
+// Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
+type Guard struct {
+	vault   VaultAPI
+	store   *Store
+	index   *Index
+	notify  Notifier
+	log     logr.Logger
+	metrics *Metrics
+	opts    options
+
+	queue chan queued
+
+	mu         sync.Mutex
+	namespaces map[string]bool // Vault namespaces seen (root always)
+	dangling   map[polKey]bool // reported once until the state changes
+}
+
+// Option configures a Guard.
+type Option func(*options)
+
+type options struct {
+	queueSize         int
+	resyncInterval    time.Duration
+	reconcileInterval time.Duration
+	maxLine           int
+	vaultAddr         string
+	now               func() time.Time
+}
+
+// WithQueueSize bounds the queue between the readers and processing. Defaults to 8192 entries;
+// when full, relevant entries are dropped (counted) and the next reconcile repairs what they missed.
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithResyncInterval sets how often the role index and policy snapshots are rebuilt from the API.
+// Defaults to 5m.
+func WithResyncInterval(d time.Duration) Option { return func(o *options) { o.resyncInterval = d } }
+
+// WithReconcileInterval sets how often referenced-but-missing policies are looked for. Defaults to 1m.
+func WithReconcileInterval(d time.Duration) Option {
+	return func(o *options) { o.reconcileInterval = d }
+}
+
+// WithMaxLine bounds one audit line. Defaults to DefaultMaxLine (64 MiB).
+func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
+
+// WithVaultAddr names the Vault in events.
+func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
+
+// NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
+func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
+	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
+		maxLine: DefaultMaxLine, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
+		queue: make(chan queued, o.queueSize), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{}}
+}
+
+// Index exposes the reverse index (read-only use).
+func (g *Guard) Index() *Index { return g.index }
+
+// Ingest is called by the sinks for every line. It never blocks: Vault waits on the socket write
+// of every audited request, so the reader only counts, pre-filters and enqueues a copy.
+func (g *Guard) Ingest(line []byte) {
+	g.metrics.LinesRead.Inc()
+	if !Relevant(line) {
+		return
+	}
+	g.metrics.LinesRelevant.Inc()
+	q := queued{line: slices.Clone(line), arrived: time.Now()}
+	select {
+	case g.queue <- q:
+		g.metrics.QueueDepth.Set(float64(len(g.queue)))
+	default:
+		g.metrics.LinesDropped.WithLabelValues("queue_full").Inc()
+	}
+}
+
+// LineTooLong is the sinks' callback for lines over the limit.
+func (g *Guard) LineTooLong() { g.metrics.LinesDropped.WithLabelValues("too_long").Inc() }
+
+// Run loads the index and snapshots, reconciles, then processes the queue until ctx ends.
+// Startup failures (Vault unreachable) are retried with backoff rather than fatal: the sinks keep
+// accepting lines meanwhile so Vault is never blocked by the guard.
+func (g *Guard) Run(ctx context.Context) error {
+	for backoff := time.Second; ; backoff = min(backoff*2, 30*time.Second) {
+		err := g.resync(ctx, "startup")
+		if err == nil {
+			break
+		}
+		g.log.Error(err, "initial resync failed; retrying", "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	g.reconcile(ctx)
+	resync := time.NewTicker(g.opts.resyncInterval)
+	defer resync.Stop()
+	reconcile := time.NewTicker(g.opts.reconcileInterval)
+	defer reconcile.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case q := <-g.queue:
+			g.metrics.QueueDepth.Set(float64(len(g.queue)))
+			g.process(ctx, q)
+		case <-resync.C:
+			if err := g.resync(ctx, "resync"); err != nil {
+				g.log.Error(err, "resync failed")
+			}
+		case <-reconcile.C:
+			g.reconcile(ctx)
+		}
+	}
+}
+
+// Reconnected is called by the sinks when a Vault node (re)connects: entries may have been lost
+// while it was away, so reconcile soon.
+func (g *Guard) Reconnected() {
+	// Reconcile from the processing goroutine to keep Vault calls single-threaded.
+	q := queued{line: reconcileMarker, arrived: time.Now()}
+	select {
+	case g.queue <- q:
+	default:
+	}
+}
+
+var reconcileMarker = []byte("\x00reconcile")
+
+func (g *Guard) process(ctx context.Context, q queued) {
+	if string(q.line) == string(reconcileMarker) {
+		g.reconcile(ctx)
+		return
+	}
+	e, err := DecodeEntry(q.line)
+	if err != nil {
+		g.metrics.DecodeErrors.Inc()
+		g.log.V(1).Info("skipping undecodable audit line", "error", err.Error(), "bytes", len(q.line))
+		return
+	}
+	if e.Type != "response" {
+		return
+	}
+	kind, name := Classify(e.Request.Path)
+	ns := e.Request.Namespace.NSPath()
+	g.seeNamespace(ns)
+	op := e.Request.Operation
+	failed := e.Error != ""
+	switch kind {
+	case KindPolicy:
+		switch {
+		case failed:
+			// A denied or failed write changed nothing; Vault audits it all the same.
+		case op == "delete":
+			g.onPolicyDeleted(ctx, ns, name, e, q.arrived)
+		case op == "create" || op == "update":
+			g.snapshot(ctx, ns, name, "audit", actorOf(e))
+		}
+	case KindRole:
+		if !failed {
+			g.onRoleChanged(ctx, ns, name, op)
+		}
+	case KindAuthMount:
+		if !failed {
+			if err := g.resync(ctx, "resync"); err != nil {
+				g.log.Error(err, "resync after auth mount change failed")
+			}
+		}
+	case KindAudit:
+		if !failed && op == "delete" {
+			g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actorOf(e),
+				Action: "none", Message: fmt.Sprintf("audit device %q was disabled by %s: if it fed credchain, policy deletes are no longer seen (reconcile still runs every %s)",
+					name, actorOf(e).String(), g.opts.reconcileInterval)})
+		}
+	}
+}
+
+func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, arrived time.Time) {
+	actor := actorOf(e)
+	roles := g.index.RolesFor(ns, name)
+	if len(roles) == 0 {
+		g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
+			Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
+		return
+	}
+	g.restore(ctx, ns, name, roles, actor, arrived)
+}
+
+// restore writes the last snapshot back. actor is nil when found by reconcile.
+func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, arrived time.Time) {
+	snap, err := g.store.GetSnapshot(ns, name)
+	if err != nil {
+		g.danglingEvent(ctx, ns, name, roles, actor, err)
+		return
+	}
+	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
+	latency := time.Since(arrived)
+	who := "reconcile (deleted while the guard was not watching)"
+	if actor != nil {
+		who = actor.String()
+	}
+	if werr != nil {
+		g.metrics.Restores.WithLabelValues("failed").Inc()
+		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+			Action: "none", Error: werr.Error(),
+			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
+				name, rolesString(roles), who, werr, name)})
+		return
+	}
+	g.metrics.Restores.WithLabelValues("ok").Inc()
+	g.metrics.RestoreLatency.Observe(latency.Seconds())
+	g.mu.Lock()
+	delete(g.dangling, polKey{ns, name})
+	g.mu.Unlock()
+	meta := snap.Meta
+	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
+		Message: fmt.Sprintf("policy %q was deleted by %s while %s still reference it; credchain restored it from its snapshot of %s in %s",
+			name, who, rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+}
+
+func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, cause error) {
+	g.mu.Lock()
+	seen := g.dangling[polKey{ns, name}]
+	g.dangling[polKey{ns, name}] = true
+	g.mu.Unlock()
+	if seen {
+		return
+	}
+	msg := fmt.Sprintf("policy %q is referenced by %s but does not exist, and credchain has no snapshot of it to restore (%v); logins with these roles get no access from it: write the policy or remove the reference",
+		name, rolesString(roles), cause)
+	g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
+}
+
+func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
+	mount, role, _ := strings.Cut(ref, "/")
+	if !g.isKubernetesMount(ctx, ns, mount) {
+		return
+	}
+	if op == "delete" {
+		g.index.DeleteRole(ns, mount, role)
+		g.updateIndexMetrics()
+		return
+	}
+	pols, found, err := g.vault.RolePolicies(ctx, ns, mount, role)
+	if err != nil {
+		g.log.Error(err, "re-reading role after a write", "mount", mount, "role", role)
+		return
+	}
+	if !found {
+		g.index.DeleteRole(ns, mount, role)
+		g.updateIndexMetrics()
+		return
+	}
+	g.index.SetRole(ns, mount, role, pols)
+	g.updateIndexMetrics()
+	// A role written with a policy that doesn't exist: the login succeeds and silently lacks access.
+	existing, err := g.vault.ListPolicies(ctx, ns)
+	if err != nil {
+		g.log.Error(err, "listing policies after a role write")
+		return
+	}
+	for _, p := range pols {
+		p = strings.ToLower(p)
+		if p == "default" || slices.Contains(existing, p) {
+			continue
+		}
+		if _, err := g.store.GetSnapshot(ns, p); err == nil {
+			// Deleted earlier while unreferenced; the new reference makes it worth restoring.
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), nil, time.Now())
+			continue
+		}
+		g.danglingEvent(ctx, ns, p, g.index.RolesFor(ns, p), nil, ErrNoSnapshot)
+	}
+}
+
+func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
+	mounts, err := g.vault.KubernetesMounts(ctx, ns)
+	if err != nil {
+		g.log.Error(err, "listing auth mounts")
+		return false
+	}
+	return slices.Contains(mounts, mount)
+}
+
+// snapshot re-reads one policy and stores its body.
+func (g *Guard) snapshot(ctx context.Context, ns, name, source string, writer *Actor) {
+	body, found, err := g.vault.ReadPolicy(ctx, ns, name)
+	if err != nil {
+		g.log.Error(err, "re-reading policy after a write", "policy", name)
+		return
+	}
+	if !found {
+		return
+	}
+	if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: body,
+		Meta: SnapshotMeta{ReadAt: time.Now().UTC(), Source: source, Writer: writer}}); err != nil {
+		g.log.Error(err, "storing policy snapshot", "policy", name)
+	}
+}
+
+// resync rebuilds the index and refreshes every policy snapshot from the API.
+func (g *Guard) resync(ctx context.Context, source string) error {
+	var errs []error
+	for _, ns := range g.seenNamespaces() {
+		mounts, err := g.vault.KubernetesMounts(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		roles := map[RoleRef][]string{}
+		failed := false
+		for _, m := range mounts {
+			names, err := g.vault.ListRoles(ctx, ns, m)
+			if err != nil {
+				errs, failed = append(errs, err), true
+				continue
+			}
+			for _, r := range names {
+				pols, found, err := g.vault.RolePolicies(ctx, ns, m, r)
+				if err != nil {
+					errs, failed = append(errs, err), true
+					continue
+				}
+				if found {
+					roles[RoleRef{Mount: m, Name: r}] = pols
+				}
+			}
+		}
+		if !failed { // never replace a good index with a partial one
+			g.index.Replace(ns, roles)
+		}
+		pols, err := g.vault.ListPolicies(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range pols {
+			if p == "root" {
+				continue
+			}
+			g.snapshot(ctx, ns, p, source, nil)
+		}
+	}
+	g.updateIndexMetrics()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	g.metrics.LastResync.SetToCurrentTime()
+	return nil
+}
+
+// reconcile restores every referenced policy missing from Vault: deletes made while the guard was
+// down, while the audit device was off, or whose entries were dropped.
+func (g *Guard) reconcile(ctx context.Context) {
+	for _, ns := range g.seenNamespaces() {
+		existing, err := g.vault.ListPolicies(ctx, ns)
+		if err != nil {
+			g.log.Error(err, "reconcile: listing policies")
+			continue
+		}
+		for _, p := range g.index.Referenced(ns) {
+			if p == "default" || slices.Contains(existing, p) {
+				continue
+			}
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), nil, time.Now())
+		}
+	}
+	g.metrics.Reconciles.Inc()
+}
+
+func (g *Guard) seeNamespace(ns string) {
+	g.mu.Lock()
+	g.namespaces[ns] = true
+	g.mu.Unlock()
+}
+
+func (g *Guard) seenNamespaces() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.namespaces))
+	for ns := range g.namespaces {
+		out = append(out, ns)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (g *Guard) updateIndexMetrics() {
+	r, p := g.index.Size()
+	g.metrics.IndexRoles.Set(float64(r))
+	g.metrics.IndexPolicies.Set(float64(p))
+}
+
+func (g *Guard) emit(ctx context.Context, e Event) {
+	e.APIVersion, e.Time, e.Vault = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr
+	g.metrics.Events.WithLabelValues(e.Type).Inc()
+	if err := g.notify.Notify(ctx, e); err != nil {
+		g.log.Error(err, "notifying", "type", e.Type)
+	}
+}
+
+func actorOf(e *Entry) *Actor {
+	return &Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress,
+		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path}
+}
+
+// String names an actor for a human: display name, entity and address.
+func (a *Actor) String() string {
+	if a == nil {
+		return "unknown"
+	}
+	s := a.DisplayName
+	if s == "" {
+		s = "an unnamed token"
+	}
+	if a.EntityID != "" {
+		s += " (entity " + a.EntityID + ")"
+	}
+	if a.RemoteAddress != "" {
+		s += " from " + a.RemoteAddress
+	}
+	return s
+}
+
+func rolesString(roles []RoleRef) string {
+	parts := make([]string, len(roles))
+	for i, r := range roles {
+		parts[i] = "auth/" + r.Mount + "/role/" + r.Name
+	}
+	if len(parts) == 1 {
+		return "role " + parts[0]
+	}
+	return "roles " + strings.Join(parts, ", ")
+}

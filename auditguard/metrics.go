@@ -1,0 +1,45 @@
+package auditguard
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the guard's Prometheus metrics.
+type Metrics struct {
+	LinesRead      prometheus.Counter
+	LinesRelevant  prometheus.Counter
+	LinesDropped   *prometheus.CounterVec
+	DecodeErrors   prometheus.Counter
+	QueueDepth     prometheus.Gauge
+	Restores       *prometheus.CounterVec
+	RestoreLatency prometheus.Histogram
+	IndexRoles     prometheus.Gauge
+	IndexPolicies  prometheus.Gauge
+	LastResync     prometheus.Gauge
+	Reconciles     prometheus.Counter
+	Events         *prometheus.CounterVec
+	Connections    prometheus.Gauge
+}
+
+// NewMetrics creates the metrics, registered with reg when non-nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		LinesRead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_read_total", Help: "Audit lines read from every sink."}),
+		LinesRelevant: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_relevant_total", Help: "Audit lines that passed the pre-filter."}),
+		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
+			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs) or too_long."}, []string{"reason"}),
+		DecodeErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
+		QueueDepth:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
+		Restores:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
+		RestoreLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "credchain_auditguard_restore_latency_seconds", Help: "From a delete's audit entry arriving to the restore write returning.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1, 5}}),
+		IndexRoles:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_index_roles", Help: "Kubernetes auth roles in the reverse index."}),
+		IndexPolicies:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_index_policies", Help: "Policies referenced by at least one role."}),
+		LastResync:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_last_resync_timestamp_seconds", Help: "Unix time of the last successful full resync."}),
+		Reconciles:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_reconciles_total", Help: "Reconcile passes."}),
+		Events:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
+		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.QueueDepth, m.Restores,
+			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections)
+	}
+	return m
+}

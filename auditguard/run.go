@@ -1,0 +1,169 @@
+package auditguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	vault "github.com/hashicorp/vault/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewVaultClient builds a client from the vault CLI's environment and the configured token source.
+func NewVaultClient(ctx context.Context, cfg Config, log logr.Logger) (*vault.Client, error) {
+	vc := vault.DefaultConfig() // VAULT_ADDR, VAULT_CACERT, VAULT_CLIENT_TIMEOUT, ...
+	if vc.Error != nil {
+		return nil, fmt.Errorf("vault client configuration: %w", vc.Error)
+	}
+	client, err := vault.NewClient(vc) // VAULT_TOKEN, VAULT_NAMESPACE
+	if err != nil {
+		return nil, fmt.Errorf("creating vault client: %w", err)
+	}
+	switch {
+	case cfg.VaultTokenFile != "":
+		b, err := os.ReadFile(cfg.VaultTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --vault-token-file: %w", err)
+		}
+		client.SetToken(strings.TrimSpace(string(b)))
+	case cfg.KubernetesRole != "":
+		if err := kubernetesLogin(ctx, client, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	if client.Token() == "" {
+		return nil, errors.New("no Vault token: set VAULT_TOKEN, --vault-token-file or --vault-k8s-role")
+	}
+	return client, nil
+}
+
+// kubernetesLogin logs in with the pod's service account token and keeps the Vault token renewed,
+// logging in again when it can no longer be renewed.
+func kubernetesLogin(ctx context.Context, client *vault.Client, cfg Config, log logr.Logger) error {
+	login := func() (*vault.Secret, error) {
+		jwt, err := os.ReadFile(cfg.KubernetesJWTFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading service account token: %w", err)
+		}
+		s, err := client.Logical().WriteWithContext(ctx, "auth/"+cfg.KubernetesMount+"/login",
+			map[string]any{"role": cfg.KubernetesRole, "jwt": strings.TrimSpace(string(jwt))})
+		if err != nil {
+			return nil, fmt.Errorf("vault kubernetes login as role %s: %w", cfg.KubernetesRole, err)
+		}
+		if s == nil || s.Auth == nil {
+			return nil, errors.New("vault kubernetes login returned no token")
+		}
+		client.SetToken(s.Auth.ClientToken)
+		return s, nil
+	}
+	s, err := login()
+	if err != nil {
+		return err
+	}
+	go func() {
+		for ctx.Err() == nil {
+			w, err := client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
+			if err != nil {
+				log.Error(err, "vault token renewal unavailable")
+				return
+			}
+			go w.Start()
+			select {
+			case <-ctx.Done():
+				w.Stop()
+				return
+			case err := <-w.DoneCh():
+				if err != nil {
+					log.Error(err, "vault token renewal stopped; logging in again")
+				}
+			}
+			for ctx.Err() == nil {
+				if s, err = login(); err == nil {
+					break
+				}
+				log.Error(err, "vault re-login failed; retrying in 10s")
+				time.Sleep(10 * time.Second)
+			}
+		}
+	}()
+	return nil
+}
+
+// Run starts the guard, its sinks and metrics, and blocks until ctx ends. cfg must have been
+// defaulted and validated.
+func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log logr.Logger) error {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating --state-dir: %w", err)
+	}
+	store, err := OpenStore(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := NewMetrics(reg)
+	if n == nil {
+		n = LogNotifier{Log: log.WithName("events")}
+	}
+	g := NewGuard(&Vault{Client: client}, store, n, m, log,
+		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()))
+
+	var sinks []Sink
+	for _, spec := range cfg.Listen {
+		l, err := Listen(spec)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, &SocketSink{Listener: l, Guard: g, Log: log.WithValues("listen", spec)})
+	}
+	for _, p := range cfg.AuditFiles {
+		sinks = append(sinks, &FileSink{Path: p, Guard: g, Store: store, Log: log.WithValues("file", p)})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sinks)+2)
+	for _, s := range sinks {
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	if cfg.MetricsAddr != "0" {
+		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("metrics server: %w", err)
+				cancel()
+			}
+		})
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+	}
+	log.Info("starting audit guard", "vault", client.Address(), "listen", cfg.Listen, "auditFiles", cfg.AuditFiles,
+		"stateDir", cfg.StateDir, "resyncInterval", cfg.ResyncInterval.String(), "reconcileInterval", cfg.ReconcileInterval.String())
+	err = g.Run(ctx)
+	cancel()
+	wg.Wait()
+	close(errs)
+	var all []error
+	if err != nil {
+		all = append(all, err)
+	}
+	for e := range errs {
+		all = append(all, e)
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,231 @@
+package auditguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Sink feeds audit lines to the guard.
+type Sink interface {
+	Run(ctx context.Context) error
+}
+
+// ParseListen parses --listen: tcp://HOST:PORT or unix:///PATH.
+func ParseListen(s string) (network, address string, err error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", "", fmt.Errorf("--listen %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "tcp":
+		if u.Host == "" {
+			return "", "", fmt.Errorf("--listen %q: want tcp://HOST:PORT", s)
+		}
+		return "tcp", u.Host, nil
+	case "unix":
+		if u.Path == "" {
+			return "", "", fmt.Errorf("--listen %q: want unix:///PATH", s)
+		}
+		return "unix", u.Path, nil
+	}
+	return "", "", fmt.Errorf("--listen %q: scheme must be tcp or unix", s)
+}
+
+// SocketSink is the target of Vault's socket audit device. Every Vault node of an HA cluster opens
+// its own connection, so it accepts any number, each read by its own goroutine.
+type SocketSink struct {
+	Listener net.Listener
+	Guard    *Guard
+	Log      logr.Logger
+}
+
+var _ Sink = (*SocketSink)(nil)
+
+// Listen opens a listener for a --listen value. A stale unix socket file is removed first.
+func Listen(spec string) (net.Listener, error) {
+	network, addr, err := ParseListen(spec)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing stale socket %s: %w", addr, err)
+		}
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", spec, err)
+	}
+	return l, nil
+}
+
+// Run accepts connections until ctx ends.
+func (s *SocketSink) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	conns := map[net.Conn]bool{}
+	var mu sync.Mutex
+	go func() {
+		<-ctx.Done()
+		s.Listener.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	defer wg.Wait()
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accepting audit connections: %w", err)
+		}
+		mu.Lock()
+		conns[c] = true
+		mu.Unlock()
+		s.Guard.metrics.Connections.Inc()
+		s.Guard.Reconnected()
+		s.Log.Info("audit connection opened", "remote", c.RemoteAddr().String())
+		wg.Go(func() {
+			defer func() {
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				c.Close()
+				s.Guard.metrics.Connections.Dec()
+			}()
+			n, err := ReadLines(c, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.Log.Error(err, "audit connection failed", "remote", c.RemoteAddr().String(), "bytes", n)
+				return
+			}
+			s.Log.Info("audit connection closed", "remote", c.RemoteAddr().String(), "bytes", n)
+		})
+	}
+}
+
+// FileSink tails a file audit device's log: it survives rotation (rename + new file) and
+// truncation, and resumes from the offset persisted in the store after a restart. "-" reads stdin
+// once to EOF (replaying a saved log).
+type FileSink struct {
+	Path  string
+	Guard *Guard
+	Store *Store
+	Log   logr.Logger
+	// Poll is how often the file is checked for new data. Defaults to 100ms.
+	Poll time.Duration
+}
+
+var _ Sink = (*FileSink)(nil)
+
+// Run tails until ctx ends (or stdin reaches EOF).
+func (s *FileSink) Run(ctx context.Context) error {
+	if s.Path == "-" {
+		_, err := ReadLines(os.Stdin, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+		return err
+	}
+	poll := s.Poll
+	if poll == 0 {
+		poll = 100 * time.Millisecond
+	}
+	var f *os.File
+	var inode uint64
+	var offset int64
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	open := func() error {
+		nf, err := os.Open(s.Path)
+		if err != nil {
+			return err
+		}
+		fi, err := nf.Stat()
+		if err != nil {
+			nf.Close()
+			return err
+		}
+		if f != nil {
+			f.Close()
+		}
+		f, inode, offset = nf, inodeOf(fi), 0
+		if saved, off, ok := s.Store.Offset(s.Path); ok && saved == inode && off <= fi.Size() {
+			offset = off // resume where the last run stopped
+		}
+		return nil
+	}
+	for {
+		if f == nil {
+			if err := open(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("opening audit file: %w", err)
+			}
+		}
+		if f != nil {
+			if err := s.drain(f, &offset, inode); err != nil {
+				return err
+			}
+			// Rotation: the path now names another file. The old one was read to EOF above.
+			if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != inode {
+				s.Log.Info("audit file rotated", "path", s.Path)
+				if err := open(); err != nil {
+					return fmt.Errorf("reopening rotated audit file: %w", err)
+				}
+				offset = 0
+				continue
+			} else if err == nil && fi.Size() < offset {
+				// Truncation (copytruncate): start over.
+				s.Log.Info("audit file truncated", "path", s.Path)
+				offset = 0
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// drain reads complete lines from offset to EOF and persists the new offset.
+func (s *FileSink) drain(f *os.File, offset *int64, inode uint64) error {
+	if _, err := f.Seek(*offset, io.SeekStart); err != nil {
+		return fmt.Errorf("seeking audit file: %w", err)
+	}
+	n, err := ReadLines(f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+	if err != nil {
+		return fmt.Errorf("reading audit file: %w", err)
+	}
+	if n > 0 {
+		*offset += n
+		if err := s.Store.SaveOffset(s.Path, inode, *offset); err != nil {
+			s.Log.Error(err, "saving audit file offset")
+		}
+	}
+	return nil
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}

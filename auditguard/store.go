@@ -1,0 +1,124 @@
+package auditguard
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketPolicies = []byte("policies")
+	bucketOffsets  = []byte("offsets")
+)
+
+// Snapshot is the last-known body of a policy and where it came from, so a restart doesn't forget
+// what a deleted policy said.
+type Snapshot struct {
+	Namespace string       `json:"namespace,omitempty"`
+	Name      string       `json:"name"`
+	Body      string       `json:"body"`
+	Meta      SnapshotMeta `json:"meta"`
+}
+
+// SnapshotMeta records when and from whom a snapshot's version came.
+type SnapshotMeta struct {
+	// ReadAt is when the guard read this body from Vault.
+	ReadAt time.Time `json:"readAt"`
+	// Source is "startup", "resync" or "audit" (re-read after a write seen in the stream).
+	Source string `json:"source"`
+	// Writer is who wrote this version, when it was seen in the audit stream.
+	Writer *Actor `json:"writer,omitempty"`
+}
+
+// Store persists snapshots and file offsets in one bbolt file under the state directory.
+type Store struct{ db *bolt.DB }
+
+// OpenStore opens (creating) dir/state.db. bbolt takes an exclusive lock: a second guard on the
+// same state dir fails fast instead of corrupting it.
+func OpenStore(dir string) (*Store, error) {
+	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening state store in %s: %w", dir, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketPolicies, bucketOffsets} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising state store: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func policyKey(ns, name string) []byte { return []byte(ns + "\x00" + name) }
+
+// PutSnapshot stores a snapshot, replacing the previous one unless the body is unchanged: then the
+// first sighting's metadata is kept, so "who wrote it" survives re-reads and the guard's own restores.
+func (s *Store) PutSnapshot(snap Snapshot) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPolicies)
+		key := policyKey(snap.Namespace, snap.Name)
+		if old := b.Get(key); old != nil {
+			var prev Snapshot
+			if json.Unmarshal(old, &prev) == nil && prev.Body == snap.Body {
+				return nil
+			}
+		}
+		v, err := json.Marshal(snap)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	})
+}
+
+// ErrNoSnapshot means the guard never saw the policy's body.
+var ErrNoSnapshot = errors.New("no snapshot")
+
+// GetSnapshot returns the last snapshot of a policy.
+func (s *Store) GetSnapshot(ns, name string) (Snapshot, error) {
+	var snap Snapshot
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPolicies).Get(policyKey(ns, name))
+		if v == nil {
+			return ErrNoSnapshot
+		}
+		return json.Unmarshal(v, &snap)
+	})
+	return snap, err
+}
+
+// SaveOffset records how far a file device has been read, with the file's identity (inode) so a
+// rotated file is not resumed at the old file's offset.
+func (s *Store) SaveOffset(path string, inode uint64, offset int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		v := make([]byte, 16)
+		binary.BigEndian.PutUint64(v, inode)
+		binary.BigEndian.PutUint64(v[8:], uint64(offset))
+		return tx.Bucket(bucketOffsets).Put([]byte(path), v)
+	})
+}
+
+// Offset returns the saved offset for path, ok=false when none.
+func (s *Store) Offset(path string) (inode uint64, offset int64, ok bool) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketOffsets).Get([]byte(path))
+		if len(v) == 16 {
+			inode, offset, ok = binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), true
+		}
+		return nil
+	})
+	return inode, offset, ok
+}

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+
+	"github.com/credchain/credchain/auditguard"
+)
+
+func newAuditguardCommand(ctx context.Context, run func(context.Context, auditguard.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
+	var cfg auditguard.Config
+	cfg.SetDefaults()
+	cmd := &cobra.Command{
+		Use:   "auditguard",
+		Short: "Stream Vault's audit log and restore deleted policies that Kubernetes auth roles still reference",
+		Long: `auditguard is the target of a Vault socket audit device (and/or tails a file audit device).
+It must never be Vault's only audit device: Vault refuses every request when no device can log it.
+Enable a file device beside it. Vault's address, CA and namespace come from VAULT_ADDR, VAULT_CACERT,
+VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-role.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.SetDefaults()
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			return run(ctx, cfg, newLogger())
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&cfg.Listen, "listen", nil, "socket audit device target, tcp://HOST:PORT or unix:///PATH (repeatable)")
+	f.StringArrayVar(&cfg.AuditFiles, "audit-file", nil, "file audit device log to tail, - for stdin (repeatable)")
+	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the policy snapshot store")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address serving Prometheus /metrics (\"0\" disables)")
+	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "full rebuild of the role index and policy snapshots")
+	f.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", cfg.ReconcileInterval, "how often referenced policies missing from Vault are restored")
+	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "relevant entries buffered between the readers and processing")
+	f.IntVar(&cfg.MaxLine, "max-line", cfg.MaxLine, "longest audit line accepted, in bytes")
+	f.StringVar(&cfg.VaultTokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
+	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
+	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")
+	f.StringVar(&cfg.KubernetesJWTFile, "vault-k8s-jwt-file", cfg.KubernetesJWTFile, "service account token for --vault-k8s-role")
+	return cmd
+}
