@@ -16,6 +16,9 @@ type Config struct {
 	AuditFiles []string
 	// StateDir holds the snapshot store (state.db). Defaults to /var/lib/credchain.
 	StateDir string
+	// HealthAddr serves /healthz and /readyz (ready once the first resync from Vault succeeded).
+	// Defaults to ":8081"; "0" disables.
+	HealthAddr string
 	// MetricsAddr serves Prometheus metrics at /metrics; "0" disables. Defaults to ":8080".
 	MetricsAddr string
 	// ResyncInterval: full rebuild of the role index and policy snapshots. Defaults to 5m.
@@ -41,6 +44,9 @@ type Config struct {
 func (c *Config) SetDefaults() {
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/credchain"
+	}
+	if c.HealthAddr == "" {
+		c.HealthAddr = ":8081"
 	}
 	if c.MetricsAddr == "" {
 		c.MetricsAddr = ":8080"

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,6 +30,9 @@ type Guard struct {
 	opts    options
 
 	queue chan queued
+
+	ready atomic.Bool
+	seen  *recent
 
 	mu         sync.Mutex
 	namespaces map[string]bool // Vault namespaces seen (root always)
@@ -77,8 +81,11 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 		m = NewMetrics(nil)
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
-		queue: make(chan queued, o.queueSize), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{}}
+		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{}}
 }
+
+// Ready reports whether the first resync from Vault has completed.
+func (g *Guard) Ready() bool { return g.ready.Load() }
 
 // Index exposes the reverse index (read-only use).
 func (g *Guard) Index() *Index { return g.index }
@@ -120,6 +127,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		}
 	}
 	g.reconcile(ctx)
+	g.ready.Store(true)
 	resync := time.NewTicker(g.opts.resyncInterval)
 	defer resync.Stop()
 	reconcile := time.NewTicker(g.opts.reconcileInterval)
@@ -166,6 +174,12 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		return
 	}
 	if e.Type != "response" {
+		return
+	}
+	if g.seen.check(e.Request.ID) {
+		// The same entry from a second device (a file device beside the socket, or two sockets):
+		// act once.
+		g.metrics.Duplicates.Inc()
 		return
 	}
 	kind, name := Classify(e.Request.Path)
@@ -459,4 +473,33 @@ func rolesString(roles []RoleRef) string {
 		return "role " + parts[0]
 	}
 	return "roles " + strings.Join(parts, ", ")
+}
+
+// recent remembers the last n request IDs, so an entry delivered by two audit devices is acted on
+// once. Only the processing goroutine uses it.
+type recent struct {
+	ring []string
+	next int
+	set  map[string]struct{}
+}
+
+func newRecent(n int) *recent {
+	return &recent{ring: make([]string, n), set: make(map[string]struct{}, n)}
+}
+
+// check records id and reports whether it was already there. Empty IDs are never duplicates.
+func (r *recent) check(id string) bool {
+	if id == "" {
+		return false
+	}
+	if _, ok := r.set[id]; ok {
+		return true
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.set[id] = struct{}{}
+	r.next = (r.next + 1) % len(r.ring)
+	return false
 }

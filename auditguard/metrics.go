@@ -8,6 +8,7 @@ type Metrics struct {
 	LinesRelevant  prometheus.Counter
 	LinesDropped   *prometheus.CounterVec
 	DecodeErrors   prometheus.Counter
+	Duplicates     prometheus.Counter
 	QueueDepth     prometheus.Gauge
 	Restores       *prometheus.CounterVec
 	RestoreLatency prometheus.Histogram
@@ -27,6 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
 			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs) or too_long."}, []string{"reason"}),
 		DecodeErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
+		Duplicates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_duplicate_entries_total", Help: "Entries seen twice (same request ID from two audit devices), acted on once."}),
 		QueueDepth:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
 		Restores:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
 		RestoreLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "credchain_auditguard_restore_latency_seconds", Help: "From a delete's audit entry arriving to the restore write returning.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1, 5}}),
@@ -38,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.QueueDepth, m.Restores,
+		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores,
 			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections)
 	}
 	return m

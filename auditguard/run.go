@@ -142,11 +142,26 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 			}
 		})
 	}
-	if cfg.MetricsAddr != "0" {
-		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !g.Ready() {
+			http.Error(w, "initial resync from Vault not complete", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	for name, s := range map[string]struct {
+		addr string
+		h    http.Handler
+	}{"metrics": {cfg.MetricsAddr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, "health": {cfg.HealthAddr, health}} {
+		if s.addr == "0" {
+			continue
+		}
+		srv := &http.Server{Addr: s.addr, Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("metrics server: %w", err)
+				errs <- fmt.Errorf("%s server: %w", name, err)
 				cancel()
 			}
 		})

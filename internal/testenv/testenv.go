@@ -4,13 +4,17 @@
 package testenv
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Versions of the real servers; hack/testbin.sh builds the same ones.
@@ -126,4 +130,84 @@ func ESOCRDFiles(t testing.TB) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// VaultVersion is the Vault hack/testbin.sh builds.
+const VaultVersion = "1.21.4"
+
+// VaultBin returns the vault binary: $CREDCHAIN_VAULT, else the testbin cache.
+func VaultBin() (string, error) {
+	p := os.Getenv("CREDCHAIN_VAULT")
+	if p == "" {
+		p = filepath.Join(CacheRoot(), "vault-"+VaultVersion, "vault")
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s not found", p)
+	}
+	return p, nil
+}
+
+// DevVault is a running `vault server -dev`.
+type DevVault struct {
+	Addr, RootToken, Bin string
+	cmd                  *exec.Cmd
+	logs                 *bytes.Buffer
+}
+
+// StartVault starts a real Vault dev server on a free loopback port and stops it at cleanup.
+func StartVault(t testing.TB) *DevVault {
+	t.Helper()
+	bin, err := VaultBin()
+	if err != nil {
+		missing(t, err.Error())
+	}
+	v, err := StartVaultProcess(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		v.Stop()
+		if t.Failed() {
+			t.Logf("vault server log:\n%s", v.logs.String())
+		}
+	})
+	return v
+}
+
+// StartVaultProcess starts `vault server -dev` and waits until it is unsealed and serving.
+func StartVaultProcess(bin string) (*DevVault, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	v := &DevVault{Addr: "http://" + addr, RootToken: "root", Bin: bin, logs: &bytes.Buffer{}}
+	v.cmd = exec.Command(bin, "server", "-dev", "-dev-root-token-id=root", "-dev-listen-address="+addr, "-dev-no-store-token")
+	v.cmd.Stdout, v.cmd.Stderr = v.logs, v.logs
+	v.cmd.Env = append(os.Environ(), "VAULT_LOG_LEVEL=warn", "HOME="+os.TempDir())
+	if err := v.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting vault: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(v.Addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return v, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	v.Stop()
+	return nil, fmt.Errorf("vault dev server not healthy after 30s:\n%s", v.logs.String())
+}
+
+// Stop kills the server.
+func (v *DevVault) Stop() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		_ = v.cmd.Process.Kill()
+		_ = v.cmd.Wait()
+	}
 }

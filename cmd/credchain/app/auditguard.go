@@ -33,6 +33,7 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringArrayVar(&cfg.Listen, "listen", nil, "socket audit device target, tcp://HOST:PORT or unix:///PATH (repeatable)")
 	f.StringArrayVar(&cfg.AuditFiles, "audit-file", nil, "file audit device log to tail, - for stdin (repeatable)")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the policy snapshot store")
+	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address serving /healthz and /readyz (\"0\" disables)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address serving Prometheus /metrics (\"0\" disables)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "full rebuild of the role index and policy snapshots")
 	f.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", cfg.ReconcileInterval, "how often referenced policies missing from Vault are restored")

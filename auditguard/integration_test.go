@@ -1,0 +1,341 @@
+package auditguard_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/testenv"
+)
+
+const orderServicePolicy = `path "registry-creds/creds/order-service" {
+  capabilities = ["read"]
+}
+path "registry-creds/data/order-service" {
+  capabilities = ["read"]
+}
+`
+
+// recorder collects events.
+type recorder struct {
+	mu     sync.Mutex
+	events []auditguard.Event
+}
+
+func (r *recorder) Notify(_ context.Context, e auditguard.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+	return nil
+}
+
+func (r *recorder) wait(t *testing.T, typ, policy string, after int) auditguard.Event {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		for _, e := range r.events[after:] {
+			if e.Type == typ && e.Policy == policy {
+				r.mu.Unlock()
+				return e
+			}
+		}
+		r.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %s event for %s; events: %+v", typ, policy, r.all())
+	return auditguard.Event{}
+}
+
+func (r *recorder) all() []auditguard.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *recorder) count() int { return len(r.all()) }
+
+type env struct {
+	v        *testenv.DevVault
+	root     *vault.Client
+	guardTok string
+	stateDir string
+	listen   string
+	auditLog string
+	events   *recorder
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func client(t *testing.T, addr, token string) *vault.Client {
+	t.Helper()
+	cfg := vault.DefaultConfig()
+	cfg.Address = addr
+	c, err := vault.NewClient(cfg)
+	must(t, err)
+	c.SetToken(token)
+	return c
+}
+
+// setup builds the runbook's Vault: KV, the ESO policies, kubernetes auth with role
+// external-secrets-operator, a cleanup-bot user with admin rights, and a token for the guard with
+// only the least-privilege policy shipped in manifests/vault.
+func setup(t *testing.T) *env {
+	v := testenv.StartVault(t)
+	root := client(t, v.Addr, v.RootToken)
+	sys := root.Sys()
+	must(t, sys.EnableAuthWithOptions("kubernetes", &vault.EnableAuthOptions{Type: "kubernetes"}))
+	must(t, sys.EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}))
+	for name, body := range map[string]string{
+		"eso-order-service":   orderServicePolicy,
+		"eso-payment-service": strings.ReplaceAll(orderServicePolicy, "order", "payment"),
+		"old-team":            `path "secret/old-team/*" { capabilities = ["read"] }`,
+		"admin":               `path "sys/*" { capabilities = ["create","read","update","delete","list","sudo"] } path "auth/*" { capabilities = ["create","read","update","delete","list"] }`,
+	} {
+		must(t, sys.PutPolicy(name, body))
+	}
+	guardPolicy, err := os.ReadFile(filepath.Join("..", "manifests", "vault", "auditguard-policy.hcl"))
+	must(t, err)
+	must(t, sys.PutPolicy("credchain-auditguard", string(guardPolicy)))
+	_, err = root.Logical().Write("auth/kubernetes/role/external-secrets-operator", map[string]any{
+		"bound_service_account_names":      "external-secrets",
+		"bound_service_account_namespaces": "external-secrets",
+		"policies":                         "eso-order-service,eso-payment-service",
+		"ttl":                              "1h",
+	})
+	must(t, err)
+	_, err = root.Logical().Write("auth/userpass/users/cleanup-bot", map[string]any{"password": "s3cret", "policies": "admin"})
+	must(t, err)
+	tok, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"credchain-auditguard"}, DisplayName: "credchain-auditguard"})
+	must(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	listen := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	return &env{v: v, root: root, guardTok: tok.Auth.ClientToken, stateDir: filepath.Join(dir, "state"),
+		listen: listen, auditLog: filepath.Join(dir, "audit.log"), events: &recorder{}}
+}
+
+// startGuard runs `credchain auditguard`'s Run in-process with the least-privilege token and waits
+// for /readyz. It returns a stop function.
+func (e *env) startGuard(t *testing.T, files bool) func() {
+	t.Helper()
+	health := freeAddr(t)
+	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
+		HealthAddr: health, ReconcileInterval: time.Hour}
+	if files {
+		cfg.AuditFiles = []string{e.auditLog}
+	}
+	cfg.SetDefaults()
+	must(t, cfg.Validate())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), e.events, testr.New(t))
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guard not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("auditguard.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (e *env) policy(t *testing.T, name string) string {
+	t.Helper()
+	body, err := e.root.Sys().GetPolicy(name)
+	must(t, err)
+	return body
+}
+
+func (e *env) waitPolicy(t *testing.T, name, want string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 10*time.Second {
+		if e.policy(t, name) == want {
+			return time.Since(start)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("policy %s not restored; now %q", name, e.policy(t, name))
+	return 0
+}
+
+func TestGuardAgainstVault(t *testing.T) {
+	e := setup(t)
+	stop := e.startGuard(t, true)
+	sys := e.root.Sys()
+	// The file device first: Vault must never depend on the guard alone.
+	must(t, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
+	must(t, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+		Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
+
+	bot := client(t, e.v.Addr, "")
+	secret, err := bot.Logical().Write("auth/userpass/login/cleanup-bot", map[string]any{"password": "s3cret"})
+	must(t, err)
+	bot.SetToken(secret.Auth.ClientToken)
+
+	t.Run("referenced policy deleted is restored with the same body", func(t *testing.T) {
+		n := e.events.count()
+		must(t, bot.Sys().DeletePolicy("eso-order-service"))
+		window := e.waitPolicy(t, "eso-order-service", orderServicePolicy)
+		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+		if ev.Actor == nil || ev.Actor.DisplayName != "userpass-cleanup-bot" || ev.Actor.EntityID == "" || ev.Actor.RemoteAddress != "127.0.0.1" {
+			t.Errorf("actor = %+v", ev.Actor)
+		}
+		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {
+			t.Errorf("roles = %+v", ev.Roles)
+		}
+		if ev.APIVersion != auditguard.EventAPIVersion || ev.RestoreLatencyMS <= 0 || ev.SnapshotFrom == nil || ev.Vault != e.v.Addr {
+			t.Errorf("event = %+v", ev)
+		}
+		t.Logf("deleted → readable again in %s; guard restore latency %.3f ms", window, ev.RestoreLatencyMS)
+	})
+
+	t.Run("legacy sys/policy path and upper-case names", func(t *testing.T) {
+		for _, path := range []string{"sys/policy/eso-order-service", "sys/policies/acl/ESO-ORDER-SERVICE"} {
+			n := e.events.count()
+			_, err := bot.Logical().Delete(path)
+			must(t, err)
+			e.waitPolicy(t, "eso-order-service", orderServicePolicy)
+			e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+		}
+	})
+
+	t.Run("unreferenced policy stays deleted", func(t *testing.T) {
+		n := e.events.count()
+		must(t, bot.Sys().DeletePolicy("old-team"))
+		ev := e.events.wait(t, auditguard.EventPolicyDeleted, "old-team", n)
+		if ev.Action != "recorded" || ev.Actor.DisplayName != "userpass-cleanup-bot" {
+			t.Errorf("event = %+v", ev)
+		}
+		if body := e.policy(t, "old-team"); body != "" {
+			t.Errorf("old-team was restored: %q", body)
+		}
+	})
+
+	t.Run("a denied delete changes nothing and triggers nothing", func(t *testing.T) {
+		n := e.events.count()
+		guard := client(t, e.v.Addr, e.guardTok)
+		if err := guard.Sys().DeletePolicy("eso-payment-service"); err == nil {
+			t.Fatal("the guard's token could delete a policy")
+		}
+		// Flush the pipeline with an observable event, then check nothing came before it.
+		must(t, bot.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
+		must(t, bot.Sys().DeletePolicy("marker"))
+		e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
+		if got := e.events.all()[n:]; len(got) != 1 {
+			t.Errorf("events = %+v, want only the marker's", got)
+		}
+	})
+
+	t.Run("role drops the policy, then its delete sticks", func(t *testing.T) {
+		_, err := e.root.Logical().Write("auth/kubernetes/role/external-secrets-operator", map[string]any{
+			"bound_service_account_names": "external-secrets", "bound_service_account_namespaces": "external-secrets",
+			"policies": "eso-payment-service", "ttl": "1h",
+		})
+		must(t, err)
+		n := e.events.count()
+		must(t, bot.Sys().DeletePolicy("eso-order-service"))
+		e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
+		if body := e.policy(t, "eso-order-service"); body != "" {
+			t.Errorf("restored although no role references it: %q", body)
+		}
+	})
+
+	outer := t // the restarted guard must outlive this subtest
+	t.Run("deleted while the guard is down: reconcile restores it on restart", func(t *testing.T) {
+		stop()
+		must(t, e.root.Sys().DeletePolicy("eso-payment-service"))
+		if body := e.policy(t, "eso-payment-service"); body != "" {
+			t.Fatalf("still there: %q", body)
+		}
+		n := e.events.count()
+		e.startGuard(outer, false)
+		e.waitPolicy(t, "eso-payment-service", strings.ReplaceAll(orderServicePolicy, "order", "payment"))
+		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-payment-service", n)
+		if ev.Actor != nil || !strings.Contains(ev.Message, "reconcile") {
+			t.Errorf("event = %+v", ev)
+		}
+	})
+
+	t.Run("role referencing a missing policy without snapshot is a dangling reference", func(t *testing.T) {
+		n := e.events.count()
+		_, err := e.root.Logical().Write("auth/kubernetes/role/inventory", map[string]any{
+			"bound_service_account_names": "inventory", "bound_service_account_namespaces": "prod",
+			"token_policies": "eso-inventory-service", "ttl": "1h",
+		})
+		must(t, err)
+		ev := e.events.wait(t, auditguard.EventDanglingReference, "eso-inventory-service", n)
+		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "inventory"}}) {
+			t.Errorf("roles = %+v", ev.Roles)
+		}
+		if e.policy(t, "eso-inventory-service") != "" {
+			t.Error("a policy was invented")
+		}
+	})
+
+	t.Run("disabling the audit device is reported", func(t *testing.T) {
+		n := e.events.count()
+		must(t, e.root.Sys().DisableAudit("file"))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var found bool
+			for _, ev := range e.events.all()[n:] {
+				found = found || (ev.Type == auditguard.EventAuditDisabled && ev.Object == "sys/audit/file" && ev.Actor.DisplayName == "token" && ev.Actor.RemoteAddress == "127.0.0.1")
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no audit.device_disabled event: %+v", e.events.all()[n:])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	fmt.Fprintf(os.Stderr, "events: %d\n", e.events.count())
+}

@@ -1,0 +1,166 @@
+package auditguard
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestReadLines(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 10<<20) // a 10 MB LIST response
+	tests := map[string]struct {
+		in       string
+		max      int
+		want     []string
+		tooLong  int
+		consumed int64
+	}{
+		"lines":             {in: "a\nbb\n", max: 1 << 16, want: []string{"a", "bb"}, consumed: 5},
+		"partial last line": {in: "a\nbb", max: 1 << 16, want: []string{"a"}, consumed: 2},
+		"empty lines":       {in: "\n\na\n", max: 1 << 16, want: []string{"", "", "a"}, consumed: 4},
+		"10 MB line":        {in: "a\n" + big + "\nb\n", max: DefaultMaxLine, want: []string{"a", big, "b"}, consumed: int64(5 + len(big))},
+		"too long skipped":  {in: "a\n" + big + "\nb\n", max: 1 << 20, want: []string{"a", "b"}, tooLong: 1, consumed: int64(5 + len(big))},
+		"garbage bytes":     {in: "\x00\xff{\"type\n", max: 1 << 16, want: []string{"\x00\xff{\"type"}, consumed: 9},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			tooLong := 0
+			// OneByteReader-like short reads exercise the buffer-full path too.
+			n, err := ReadLines(iotest.HalfReader(strings.NewReader(tc.in)), tc.max,
+				func(l []byte) { got = append(got, string(l)) }, func() { tooLong++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d lines, want %d", len(got), len(tc.want))
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("line %d: got %.40q (len %d), want %.40q (len %d)", i, got[i], len(got[i]), tc.want[i], len(tc.want[i]))
+				}
+			}
+			if tooLong != tc.tooLong {
+				t.Errorf("tooLong = %d, want %d", tooLong, tc.tooLong)
+			}
+			if n != tc.consumed {
+				t.Errorf("consumed = %d, want %d", n, tc.consumed)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		kind Kind
+		name string
+	}{
+		"sys/policies/acl/ESO-Order-Service":       {KindPolicy, "eso-order-service"},
+		"sys/policy/eso-order-service":             {KindPolicy, "eso-order-service"},
+		"sys/policies/acl":                         {KindIrrelevant, ""},
+		"auth/kubernetes/role/external-secrets":    {KindRole, "kubernetes/external-secrets"},
+		"auth/k8s/prod/role/eso":                   {KindRole, "k8s/prod/eso"},
+		"auth/kubernetes/role/":                    {KindIrrelevant, ""},
+		"auth/kubernetes/login":                    {KindIrrelevant, ""},
+		"sys/auth/kubernetes":                      {KindAuthMount, "kubernetes"},
+		"sys/audit/guard":                          {KindAudit, "guard"},
+		"registry-creds/data/order-service":        {KindIrrelevant, ""},
+		"auth/token/lookup-self":                   {KindIrrelevant, ""},
+		"sys/policies/acl/eso-order-service/extra": {KindIrrelevant, ""},
+	}
+	for path, tc := range tests {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			k, n := Classify(path)
+			if k != tc.kind || n != tc.name {
+				t.Errorf("Classify(%q) = %v %q, want %v %q", path, k, n, tc.kind, tc.name)
+			}
+		})
+	}
+}
+
+const deleteEntry = `{"auth":{"accessor":"hmac-sha256:aa","client_token":"hmac-sha256:bb","display_name":"userpass-cleanup-bot","entity_id":"7d2e","policies":["admin","default"],"token_policies":["admin","default"],"metadata":{"username":"cleanup-bot"}},"request":{"id":"4c1f","operation":"delete","mount_point":"sys/","mount_type":"system","client_token":"hmac-sha256:bb","namespace":{"id":"root"},"path":"sys/policies/acl/eso-order-service","remote_address":"10.0.4.17","remote_port":51234},"response":{"mount_point":"sys/","mount_type":"system"},"time":"2026-11-27T10:02:00.123456Z","type":"response"}`
+
+func TestRelevantAndDecode(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		line     string
+		relevant bool
+	}{
+		"policy delete response": {line: deleteEntry, relevant: true},
+		"policy delete request":  {line: strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1), relevant: false},
+		"kv read":                {line: strings.Replace(deleteEntry, "sys/policies/acl/eso-order-service", "registry-creds/data/order-service", 1), relevant: false},
+		"enterprise namespace path first": {
+			line:     strings.Replace(deleteEntry, `"namespace":{"id":"root"}`, `"namespace":{"id":"abc","path":"team-a/"}`, 1),
+			relevant: true,
+		},
+		"garbage": {line: "\x00\x01 not json", relevant: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := Relevant([]byte(tc.line)); got != tc.relevant {
+				t.Errorf("Relevant = %v, want %v", got, tc.relevant)
+			}
+		})
+	}
+	e, err := DecodeEntry([]byte(deleteEntry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Request.Operation != "delete" || e.Request.Path != "sys/policies/acl/eso-order-service" ||
+		e.Auth.DisplayName != "userpass-cleanup-bot" || e.Auth.EntityID != "7d2e" || e.Request.RemoteAddress != "10.0.4.17" ||
+		e.Type != "response" || e.Time.IsZero() {
+		t.Errorf("decoded %+v", e)
+	}
+	for _, bad := range []string{``, `{`, `{"type":"x"}`, `[]`, `{"type":"response","time":"yesterday"}`} {
+		if _, err := DecodeEntry([]byte(bad)); err == nil {
+			t.Errorf("DecodeEntry(%q) succeeded", bad)
+		}
+	}
+}
+
+// FuzzEntry: the pre-filter and decoder never panic, and anything the decoder accepts as a relevant
+// response is also passed by the pre-filter when its path is plain (no escapes).
+func FuzzEntry(f *testing.F) {
+	f.Add([]byte(deleteEntry))
+	f.Add([]byte(`{"type":"response","request":{"path":"auth/kubernetes/role/x"}}`))
+	f.Add([]byte(`{"type":"response","request":{"namespace":{"path":"a/"},"path":"sys/audit/x"}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		rel := Relevant(line)
+		e, err := DecodeEntry(line)
+		if err != nil || e.Type != "response" {
+			return
+		}
+		k, _ := Classify(e.Request.Path)
+		if k != KindIrrelevant && !rel && bytes.Contains(line, []byte(`"type":"response"`)) &&
+			bytes.Contains(line, []byte(`"request":{"path":"`+e.Request.Path+`"`)) {
+			t.Fatalf("pre-filter dropped a relevant entry: %q", line)
+		}
+	})
+}
+
+// FuzzReadLines: every delivered line is newline-free and the byte count never exceeds the input.
+func FuzzReadLines(f *testing.F) {
+	f.Add([]byte("a\nb\n"), 70000)
+	f.Add([]byte(strings.Repeat("y", 200000)+"\nz\n"), 65536)
+	f.Fuzz(func(t *testing.T, in []byte, max int) {
+		if max < 1 || max > 1<<20 {
+			return
+		}
+		total := 0
+		n, err := ReadLines(bytes.NewReader(in), max, func(l []byte) {
+			if bytes.IndexByte(l, '\n') >= 0 || len(l) > max {
+				t.Fatalf("bad line %q", l)
+			}
+			total += len(l) + 1
+		}, nil)
+		if err != nil || n > int64(len(in)) || int64(total) > n {
+			t.Fatalf("n=%d total=%d len=%d err=%v", n, total, len(in), err)
+		}
+	})
+}

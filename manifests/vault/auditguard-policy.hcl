@@ -1,0 +1,23 @@
+# Least privilege for `credchain auditguard`: build the policy → Kubernetes auth role index, snapshot
+# policies, and write a deleted one back. It cannot delete policies, read secrets or change roles.
+
+# List auth mounts to find the kubernetes ones.
+path "sys/auth" {
+  capabilities = ["read"]
+}
+
+# List and read Kubernetes auth roles (their token_policies/policies).
+path "auth/+/role" {
+  capabilities = ["list"]
+}
+path "auth/+/role/*" {
+  capabilities = ["read"]
+}
+
+# Snapshot every policy and restore deleted ones.
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+path "sys/policies/acl/*" {
+  capabilities = ["read", "create", "update"]
+}
