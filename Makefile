@@ -11,9 +11,9 @@ all: build
 build:
 	$(GO) build -o $(BIN)/credchain ./cmd/credchain
 
-## testbin: build kube-apiserver, etcd and kubectl (and later Vault, ESO, registry) from their modules.
+## testbin: build kube-apiserver, etcd, kubectl and Vault from their Go modules (skips what is cached).
 testbin:
-	hack/testbin.sh k8s etcd
+	hack/testbin.sh k8s etcd vault
 
 ## test: build what the tests need, then run every test (unit, fuzz seeds, envtest integration).
 test: testbin vet

@@ -1,0 +1,170 @@
+package auditguard
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func relevantLine(i int) string {
+	return strings.Replace(deleteEntry, `"id":"4c1f"`, fmt.Sprintf(`"id":"req-%d"`, i), 1)
+}
+
+func newTestGuard(t *testing.T) (*Guard, *Store) {
+	t.Helper()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	// A nil VaultAPI: these tests never start processing, so any Vault call would panic and fail.
+	return NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(100000)), store
+}
+
+func waitCount(t *testing.T, what string, get func() float64, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for get() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", what, get(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSocketSinkConcurrentConnections(t *testing.T) {
+	t.Parallel()
+	g, _ := newTestGuard(t)
+	for name, spec := range map[string]string{
+		"tcp":  "tcp://127.0.0.1:0",
+		"unix": "unix://" + filepath.Join(t.TempDir(), "audit.sock"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, err := Listen(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error)
+			go func() { done <- (&SocketSink{Listener: l, Guard: g, Log: testr.New(t)}).Run(ctx) }()
+			before := testutil.ToFloat64(g.metrics.LinesRead)
+			const nodes, lines = 3, 500 // every Vault node of an HA cluster opens its own connection
+			var wg sync.WaitGroup
+			for n := range nodes {
+				wg.Go(func() {
+					c, err := net.Dial(l.Addr().Network(), l.Addr().String())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer c.Close()
+					for i := range lines {
+						if _, err := fmt.Fprintln(c, relevantLine(n*lines+i)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			waitCount(t, "lines read", func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) - before }, nodes*lines)
+			waitCount(t, "connections", func() float64 { return testutil.ToFloat64(g.metrics.Connections) }, 0)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestFileSinkRotationTruncationResume(t *testing.T) {
+	t.Parallel()
+	g, store := newTestGuard(t)
+	path := filepath.Join(t.TempDir(), "vault-audit.log")
+	write := func(f *os.File, from, n int) {
+		for i := from; i < from+n; i++ {
+			if _, err := fmt.Fprintln(f, relevantLine(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx) }()
+
+	write(f, 0, 10)
+	waitCount(t, "lines read", read, 10)
+
+	// logrotate's rename: Vault keeps writing to the old file until it reopens (SIGHUP).
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(f, 10, 5)
+	f.Close()
+	time.Sleep(20 * time.Millisecond)
+	nf, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(nf, 15, 7)
+	waitCount(t, "lines read after rotation", read, 22)
+
+	// copytruncate: same file, size back to zero.
+	if err := nf.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nf.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	write(nf, 22, 3)
+	waitCount(t, "lines read after truncation", read, 25)
+
+	// A partial line is not consumed until its newline arrives.
+	if _, err := nf.WriteString(relevantLine(25)[:100]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if got := read(); got != 25 {
+		t.Fatalf("partial line delivered: %v", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: resume from the persisted offset, not from the start.
+	if _, err := nf.WriteString(relevantLine(25)[100:] + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	write(nf, 26, 4)
+	g2 := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t))
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	go func() { _ = (&FileSink{Path: path, Guard: g2, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx2) }()
+	waitCount(t, "lines read after restart", func() float64 { return testutil.ToFloat64(g2.metrics.LinesRead) }, 5)
+	time.Sleep(30 * time.Millisecond)
+	if got := testutil.ToFloat64(g2.metrics.LinesRead); got != 5 {
+		t.Fatalf("after restart read %v lines, want 5", got)
+	}
+	// The queue holds the complete line that straddled the restart.
+	for len(g2.queue) > 0 {
+		q := <-g2.queue
+		if _, err := DecodeEntry(q.line); err != nil {
+			t.Fatalf("queued a broken line: %v", err)
+		}
+	}
+}
