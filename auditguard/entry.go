@@ -111,10 +111,27 @@ func named(k Kind, name string) (Kind, string) {
 	return k, name
 }
 
+// isResponse: Vault marshals entries with sorted keys, so "type" is the last key and the common
+// case is decided from the line's last bytes without scanning it.
+func isResponse(line []byte) bool {
+	l := bytes.TrimRight(line, " \r\n")
+	switch {
+	case bytes.HasSuffix(l, responseSuffix):
+		return true
+	case bytes.HasSuffix(l, requestSuffix):
+		return false
+	}
+	return bytes.Contains(line, responseMarker)
+}
+
 var (
+	responseSuffix = []byte(`"type":"response"}`)
+	requestSuffix  = []byte(`"type":"request"}`)
 	responseMarker = []byte(`"type":"response"`)
 	requestMarker  = []byte(`"request":{`)
 	pathMarker     = []byte(`"path":"`)
+	readOp         = []byte(`"operation":"read"`)
+	listOp         = []byte(`"operation":"list"`)
 )
 
 // relevantPrefixes are the request paths the guard acts on; everything else is dropped before a
@@ -130,7 +147,7 @@ var relevantPrefixes = [][]byte{
 // every "path" value after the request object's start is tried — an Enterprise namespace's own
 // "path" key comes before the request path.
 func Relevant(line []byte) bool {
-	if !bytes.Contains(line, responseMarker) {
+	if !isResponse(line) {
 		return false
 	}
 	i := bytes.Index(line, requestMarker)
@@ -138,6 +155,11 @@ func Relevant(line []byte) bool {
 		return false
 	}
 	rest := line[i+len(requestMarker):]
+	// Reads and lists never change what the guard protects; they are most of the policy-path
+	// traffic (the guard's own resync reads every policy), so drop them here.
+	if bytes.Contains(rest, readOp) || bytes.Contains(rest, listOp) {
+		return false
+	}
 	for {
 		j := bytes.Index(rest, pathMarker)
 		if j < 0 {

@@ -41,7 +41,7 @@ func (r *recorder) Notify(_ context.Context, e auditguard.Event) error {
 	return nil
 }
 
-func (r *recorder) wait(t *testing.T, typ, policy string, after int) auditguard.Event {
+func (r *recorder) wait(t testing.TB, typ, policy string, after int) auditguard.Event {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -77,14 +77,14 @@ type env struct {
 	events   *recorder
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func client(t *testing.T, addr, token string) *vault.Client {
+func client(t testing.TB, addr, token string) *vault.Client {
 	t.Helper()
 	cfg := vault.DefaultConfig()
 	cfg.Address = addr
@@ -97,7 +97,7 @@ func client(t *testing.T, addr, token string) *vault.Client {
 // setup builds the runbook's Vault: KV, the ESO policies, kubernetes auth with role
 // external-secrets-operator, a cleanup-bot user with admin rights, and a token for the guard with
 // only the least-privilege policy shipped in manifests/vault.
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	v := testenv.StartVault(t)
 	root := client(t, v.Addr, v.RootToken)
 	sys := root.Sys()
@@ -136,7 +136,7 @@ func setup(t *testing.T) *env {
 
 // startGuard runs `credchain auditguard`'s Run in-process with the least-privilege token and waits
 // for /readyz. It returns a stop function.
-func (e *env) startGuard(t *testing.T, files bool) func() {
+func (e *env) startGuard(t testing.TB, files bool) func() {
 	t.Helper()
 	health := freeAddr(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
@@ -149,7 +149,7 @@ func (e *env) startGuard(t *testing.T, files bool) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), e.events, testr.New(t))
+		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), e.events, testr.NewWithInterface(t, testr.Options{}))
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -178,21 +178,21 @@ func (e *env) startGuard(t *testing.T, files bool) func() {
 	return stop
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	defer l.Close()
 	return l.Addr().String()
 }
 
-func (e *env) policy(t *testing.T, name string) string {
+func (e *env) policy(t testing.TB, name string) string {
 	t.Helper()
 	body, err := e.root.Sys().GetPolicy(name)
 	must(t, err)
 	return body
 }
 
-func (e *env) waitPolicy(t *testing.T, name, want string) time.Duration {
+func (e *env) waitPolicy(t testing.TB, name, want string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < 10*time.Second {
@@ -338,4 +338,40 @@ func TestGuardAgainstVault(t *testing.T) {
 		}
 	})
 	fmt.Fprintf(os.Stderr, "events: %d\n", e.events.count())
+}
+
+// BenchmarkRestoreWindow deletes a referenced policy 200 times against the real dev Vault (file and
+// socket devices enabled, guard on its least-privilege token) and reports two windows:
+//   - guard: from the delete's response entry arriving at the guard to the restore write returning;
+//   - client: from `vault policy delete` returning to the policy being readable again.
+func BenchmarkRestoreWindow(b *testing.B) {
+	const deletes = 200
+	e := setup(b)
+	e.startGuard(b, true)
+	sys := e.root.Sys()
+	must(b, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
+	must(b, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+		Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
+	var guardLat, clientLat []float64
+	for b.Loop() {
+		guardLat, clientLat = guardLat[:0], clientLat[:0]
+		for range deletes {
+			n := e.events.count()
+			must(b, sys.DeletePolicy("eso-order-service"))
+			deleted := time.Now()
+			for e.policy(b, "eso-order-service") != orderServicePolicy {
+				if time.Since(deleted) > 10*time.Second {
+					b.Fatal("not restored")
+				}
+			}
+			clientLat = append(clientLat, float64(time.Since(deleted).Microseconds())/1000)
+			ev := e.events.wait(b, auditguard.EventPolicyRestored, "eso-order-service", n)
+			guardLat = append(guardLat, ev.RestoreLatencyMS)
+		}
+	}
+	pct := func(v []float64, p int) float64 { s := slices.Clone(v); slices.Sort(s); return s[len(s)*p/100] }
+	b.ReportMetric(pct(guardLat, 50), "guard-p50-ms")
+	b.ReportMetric(pct(guardLat, 99), "guard-p99-ms")
+	b.ReportMetric(pct(clientLat, 50), "client-p50-ms")
+	b.ReportMetric(pct(clientLat, 99), "client-p99-ms")
 }

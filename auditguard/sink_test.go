@@ -104,7 +104,9 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
-	go func() { done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx) }()
+	go func() {
+		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx)
+	}()
 
 	write(f, 0, 10)
 	waitCount(t, "lines read", read, 10)
@@ -154,7 +156,9 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	g2 := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t))
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	defer cancel2()
-	go func() { _ = (&FileSink{Path: path, Guard: g2, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx2) }()
+	go func() {
+		_ = (&FileSink{Path: path, Guard: g2, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx2)
+	}()
 	waitCount(t, "lines read after restart", func() float64 { return testutil.ToFloat64(g2.metrics.LinesRead) }, 5)
 	time.Sleep(30 * time.Millisecond)
 	if got := testutil.ToFloat64(g2.metrics.LinesRead); got != 5 {

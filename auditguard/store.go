@@ -67,6 +67,20 @@ func policyKey(ns, name string) []byte { return []byte(ns + "\x00" + name) }
 // PutSnapshot stores a snapshot, replacing the previous one unless the body is unchanged: then the
 // first sighting's metadata is kept, so "who wrote it" survives re-reads and the guard's own restores.
 func (s *Store) PutSnapshot(snap Snapshot) error {
+	// Most calls re-read an unchanged body (resync, the guard's own restore); check in a read
+	// transaction first so they cost no fsync.
+	unchanged := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		var prev Snapshot
+		if old := tx.Bucket(bucketPolicies).Get(policyKey(snap.Namespace, snap.Name)); old != nil &&
+			json.Unmarshal(old, &prev) == nil && prev.Body == snap.Body {
+			unchanged = true
+		}
+		return nil
+	})
+	if unchanged {
+		return nil
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPolicies)
 		key := policyKey(snap.Namespace, snap.Name)
