@@ -256,7 +256,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 	meta := snap.Meta
 	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
 		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
-		Message: fmt.Sprintf("policy %q was deleted by %s while %s still reference it; credchain restored it from its snapshot of %s in %s",
+		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
 			name, who, rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
 }
 

@@ -2,7 +2,7 @@ package auditguard_test
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -337,7 +337,20 @@ func TestGuardAgainstVault(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
-	fmt.Fprintf(os.Stderr, "events: %d\n", e.events.count())
+	// CREDCHAIN_EVENTS_OUT collects one real event per type for docs/events.md.
+	if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
+		seen := map[string]bool{}
+		var lines []string
+		for _, ev := range e.events.all() {
+			if !seen[ev.Type] {
+				seen[ev.Type] = true
+				b, err := json.Marshal(ev)
+				must(t, err)
+				lines = append(lines, string(b))
+			}
+		}
+		must(t, os.WriteFile(out, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	}
 }
 
 // BenchmarkRestoreWindow deletes a referenced policy 200 times against the real dev Vault (file and

@@ -79,7 +79,7 @@ func run(ctx context.Context, credchain, manifests string) error {
 	if err != nil {
 		return err
 	}
-	say("Starting a real kube-apiserver v%s + etcd v%s with ESO %s's CRDs and credchain's ValidatingWebhookConfiguration",
+	say("Part 1 — the symptom. Starting a real kube-apiserver v%s + etcd v%s with ESO %s's CRDs and credchain's ValidatingWebhookConfiguration",
 		testenv.K8sVersion, testenv.EtcdVersion, testenv.ESOVersion)
 	env := &envtest.Environment{
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crds},
@@ -181,7 +181,11 @@ func run(ctx context.Context, credchain, manifests string) error {
 			return fmt.Errorf("apply failed, but not by credchain: %s", out)
 		}
 	}
-	say("Done: credchain said at apply time what Kubernetes would only have shown as ImagePullBackOff")
+	say("credchain said at apply time what Kubernetes would only have shown as ImagePullBackOff")
+	if err := runGuard(ctx, credchain, manifests, dir); err != nil {
+		return err
+	}
+	say("Done: the webhook stops the broken rollout; the audit guard undoes the delete that broke it")
 	return nil
 }
 
