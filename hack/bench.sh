@@ -10,3 +10,5 @@ COUNT="${COUNT:-5}"
 echo "# $(date -u +%FT%TZ) $(go version) $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 go test ./webhook -run '^$' -bench 'BenchmarkDecide' -benchtime 20000x -count "$COUNT"
 go test ./webhook -run '^$' -bench 'BenchmarkAdmissionHTTPS' -benchtime 1x -count "$COUNT"
+go test ./auditguard -run '^$' -bench 'BenchmarkIngest|BenchmarkSocketStall' -benchtime 5x -count "$COUNT"
+go test ./auditguard -run '^$' -bench BenchmarkRestoreWindow -benchtime 1x -count 3
