@@ -60,6 +60,7 @@ type cluster struct {
 	warn       *warnings
 	kubeconfig string
 	readyz     string
+	esVersion  string // API version the test writes ExternalSecrets with
 }
 
 // startCluster starts a real kube-apiserver + etcd with ESO's CRDs and credchain's own
@@ -101,7 +102,10 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 		}
 	})
 
-	cl := &cluster{env: env, warn: &warnings{}, readyz: "http://" + cfg.HealthAddr + "/readyz"}
+	cl := &cluster{env: env, warn: &warnings{}, readyz: "http://" + cfg.HealthAddr + "/readyz", esVersion: "external-secrets.io/v1"}
+	if cfg.ESOVersion != "" {
+		cl.esVersion = "external-secrets.io/" + cfg.ESOVersion
+	}
 	userCfg := rest.CopyConfig(restCfg)
 	userCfg.WarningHandler = cl.warn
 	if cl.c, err = client.New(userCfg, client.Options{}); err != nil {
@@ -172,7 +176,7 @@ func (cl *cluster) namespace(t *testing.T, name string, labels map[string]string
 func (cl *cluster) externalSecret(t *testing.T, ns, name, target string) {
 	t.Helper()
 	es := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "external-secrets.io/v1",
+		"apiVersion": cl.esVersion,
 		"kind":       "ExternalSecret",
 		"metadata":   map[string]any{"name": name, "namespace": ns},
 		"spec": map[string]any{
@@ -197,7 +201,7 @@ func (cl *cluster) externalSecret(t *testing.T, ns, name, target string) {
 func (cl *cluster) setReady(t *testing.T, ns, name, status, reason, message string) {
 	t.Helper()
 	es := &unstructured.Unstructured{}
-	es.SetAPIVersion("external-secrets.io/v1")
+	es.SetAPIVersion(cl.esVersion)
 	es.SetKind("ExternalSecret")
 	if err := cl.c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, es); err != nil {
 		t.Fatal(err)
@@ -495,3 +499,27 @@ spec:
         - name: app
           image: registry.internal:5000/order-service:1.4.2
 `
+
+// TestWebhookESOv1beta1 runs against ESO's v1beta1 API (served by ESO ≤ 0.16 next to v1), pinned
+// with --eso-version, and writes the ExternalSecret through that version.
+func TestWebhookESOv1beta1(t *testing.T) {
+	cl := startCluster(t, webhook.Config{ESOVersion: "v1beta1"})
+	ctx := t.Context()
+	cl.namespace(t, "prod", nil)
+	cl.externalSecret(t, "prod", "order-service-regcred", "regcred-order-service")
+	cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
+	eventually(t, 10*time.Second, func() error {
+		msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError`) {
+			return fmt.Errorf("message %q", msg)
+		}
+		return nil
+	})
+	cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "")
+	eventually(t, 10*time.Second, func() error {
+		return cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service"))
+	})
+}
