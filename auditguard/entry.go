@@ -54,8 +54,12 @@ type Namespace struct {
 // DecodeEntry decodes one audit line.
 func DecodeEntry(line []byte) (*Entry, error) {
 	var e Entry
-	if err := json.Unmarshal(line, &e); err != nil {
-		return nil, fmt.Errorf("decoding audit entry: %w", err)
+	if err := decodeFast(line, &e); err != nil {
+		// Not walkable by the fast decoder: let encoding/json decide, and report its error.
+		e = Entry{}
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("decoding audit entry: %w", err)
+		}
 	}
 	if e.Type != "request" && e.Type != "response" {
 		return nil, fmt.Errorf("decoding audit entry: unknown type %q", e.Type)

@@ -2,6 +2,8 @@ package auditguard
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -163,6 +165,27 @@ func FuzzReadLines(f *testing.F) {
 		}, nil)
 		if err != nil || n > int64(len(in)) || int64(total) > n {
 			t.Fatalf("n=%d total=%d len=%d err=%v", n, total, len(in), err)
+		}
+	})
+}
+
+// FuzzDecodeEntryMatchesStdlib: on valid JSON the fast decoder agrees with encoding/json.
+func FuzzDecodeEntryMatchesStdlib(f *testing.F) {
+	f.Add([]byte(deleteEntry))
+	f.Add([]byte(`{"type":"response","request":{"path":"a\"b","namespace":{"id":"root","path":"x/"}},"auth":{"policies":null}}`))
+	f.Add([]byte(`{"TYPE":"response","Request":{"PATH":"sys/audit/x"},"type":"request"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if !json.Valid(line) {
+			return
+		}
+		var fast, slow Entry
+		errFast := decodeFast(line, &fast)
+		errSlow := json.Unmarshal(line, &slow)
+		if errSlow != nil || errFast != nil {
+			return // DecodeEntry falls back to encoding/json when the fast path gives up
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast %+v\nslow %+v", fast, slow)
 		}
 	})
 }
