@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	js "github.com/credchain/credchain/internal/jsonscan"
 )
 
 // ErrUnsupportedKind is returned for a kind the webhook does not check. The install only routes the
@@ -68,11 +70,118 @@ type rawPod struct {
 // ExtractPodRefs decodes the pull-secret references of an object of the given kind from its JSON.
 // It never panics on untrusted input (see FuzzExtractPodRefs); a missing pod template is an error
 // because the API server would have rejected such an object before admission.
+//
+// The common case is served by a scanner that walks the JSON without decoding what it skips (the
+// template's template is a sub-slice of raw, not a copy); anything it cannot walk goes through
+// encoding/json, whose errors are the ones reported. FuzzExtractFastMatchesStdlib keeps the two equal.
 func ExtractPodRefs(kind string, raw []byte) (PodRefs, error) {
 	path, ok := SupportedKinds[kind]
 	if !ok {
 		return PodRefs{}, fmt.Errorf("%w %q", ErrUnsupportedKind, kind)
 	}
+	if refs, err := extractFast(kind, path, raw); err == nil {
+		return refs, nil
+	}
+	return extractStd(kind, path, raw)
+}
+
+// errMissing makes the fast path defer to encoding/json for the exact error.
+var errMissing = errors.New("missing")
+
+func extractFast(kind, path string, raw []byte) (PodRefs, error) {
+	refs := PodRefs{SpecPath: path}
+	var tmpl []byte
+	err := js.Members(raw, func(k, v []byte) error {
+		if !js.KeyIs(k, "spec") {
+			return nil
+		}
+		tmpl = nil
+		if kind == "Pod" {
+			tmpl = v
+			return nil
+		}
+		return js.Members(v, func(k, v []byte) error {
+			switch {
+			case kind != "CronJob" && js.KeyIs(k, "template"):
+				tmpl = v
+			case kind == "CronJob" && js.KeyIs(k, "jobTemplate"):
+				tmpl = nil
+				return js.Members(v, func(k, v []byte) error {
+					if js.KeyIs(k, "spec") {
+						tmpl = nil
+						return js.Members(v, func(k, v []byte) error {
+							if js.KeyIs(k, "template") {
+								tmpl = v
+							}
+							return nil
+						})
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+	})
+	if err != nil || tmpl == nil || js.IsNull(tmpl) {
+		return PodRefs{}, errMissing
+	}
+	podSpec := tmpl
+	if kind != "Pod" {
+		podSpec = nil
+		if err := js.Members(tmpl, func(k, v []byte) error {
+			if js.KeyIs(k, "spec") {
+				podSpec = v
+			}
+			return nil
+		}); err != nil {
+			return PodRefs{}, err
+		}
+	}
+	var saName, saOld string
+	if podSpec != nil {
+		if err := js.Members(podSpec, func(k, v []byte) error {
+			switch {
+			case js.KeyIs(k, "imagePullSecrets"):
+				refs.ImagePullSecrets = refs.ImagePullSecrets[:0]
+				return js.Elements(v, func(e []byte) error {
+					var name string
+					if err := js.Members(e, func(k, v []byte) error {
+						if js.KeyIs(k, "name") {
+							return js.String(v, &name)
+						}
+						return nil
+					}); err != nil {
+						return err
+					}
+					refs.ImagePullSecrets = append(refs.ImagePullSecrets, name)
+					return nil
+				})
+			case js.KeyIs(k, "serviceAccountName"):
+				return js.String(v, &saName)
+			case js.KeyIs(k, "serviceAccount"):
+				return js.String(v, &saOld)
+			}
+			return nil
+		}); err != nil {
+			return PodRefs{}, err
+		}
+	}
+	if len(refs.ImagePullSecrets) == 0 {
+		refs.ImagePullSecrets = nil
+	}
+	refs.template = tmpl
+	refs.ServiceAccountName = saName
+	if refs.ServiceAccountName == "" {
+		refs.ServiceAccountName = saOld
+	}
+	if refs.ServiceAccountName == "" {
+		refs.ServiceAccountName = "default"
+	}
+	return refs, nil
+}
+
+// extractStd is ExtractPodRefs with encoding/json: the fallback and the reference for the fuzzer.
+func extractStd(kind, path string, raw []byte) (PodRefs, error) {
 	refs := PodRefs{SpecPath: path}
 	var spec rawPodSpec
 	switch kind {

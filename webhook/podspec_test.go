@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -112,6 +114,31 @@ func FuzzExtractPodRefs(f *testing.F) {
 		}
 		if refs.ServiceAccountName == "" || refs.SpecPath == "" {
 			t.Fatalf("refs without service account or path: %+v", refs)
+		}
+	})
+}
+
+// FuzzExtractFastMatchesStdlib: on valid JSON the scanner path yields what encoding/json yields.
+func FuzzExtractFastMatchesStdlib(f *testing.F) {
+	for kind := range SupportedKinds {
+		f.Add(kind, []byte(`{"spec":{"template":{"spec":`+podSpecJSON+`}}}`))
+	}
+	f.Add("CronJob", []byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":`+podSpecJSON+`}}}}}`))
+	f.Add("Pod", []byte(`{"spec":`+podSpecJSON+`}`))
+	f.Add("Deployment", []byte(`{"Spec":{"template":{"spec":{"imagePullSecrets":[null,{"name":"b"}]}},"template":null}}`))
+	f.Fuzz(func(t *testing.T, kind string, raw []byte) {
+		path, ok := SupportedKinds[kind]
+		if !ok || !json.Valid(raw) {
+			return
+		}
+		fast, errFast := extractFast(kind, path, raw)
+		slow, errSlow := extractStd(kind, path, raw)
+		if errFast != nil || errSlow != nil {
+			return // ExtractPodRefs falls back to extractStd whenever the fast path gives up
+		}
+		if fast.ServiceAccountName != slow.ServiceAccountName || !reflect.DeepEqual(fast.ImagePullSecrets, slow.ImagePullSecrets) ||
+			!bytes.Equal(fast.template, slow.template) {
+			t.Fatalf("fast %+v (%s)\nslow %+v (%s)", fast, fast.template, slow, slow.template)
 		}
 	})
 }
