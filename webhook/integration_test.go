@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -311,7 +310,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("kubectl apply shows the denial to the person", func(t *testing.T) {
 		manifest := filepath.Join(t.TempDir(), "order-service.yaml")
-		if err := os.WriteFile(manifest, []byte(orderServiceYAML), 0o600); err != nil {
+		if err := os.WriteFile(manifest, []byte(testenv.OrderServiceDeployment), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", cl.kubeconfig, "apply", "-f", manifest)
@@ -478,27 +477,7 @@ func withRestart(t corev1.PodTemplateSpec, p corev1.RestartPolicy) corev1.PodTem
 	return t
 }
 
-var _ logr.Logger
 
-const orderServiceYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: order-service
-  namespace: prod
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: order-service}
-  template:
-    metadata:
-      labels: {app: order-service}
-    spec:
-      imagePullSecrets:
-        - name: regcred-order-service
-      containers:
-        - name: app
-          image: registry.internal:5000/order-service:1.4.2
-`
 
 // TestWebhookESOv1beta1 runs against ESO's v1beta1 API (served by ESO ≤ 0.16 next to v1), pinned
 // with --eso-version, and writes the ExternalSecret through that version.

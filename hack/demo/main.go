@@ -151,13 +151,13 @@ func run(ctx context.Context, credchain, manifests string) error {
 		{stdin: eventYAML, args: []string{"create", "-f", "-"}},
 		{args: []string{"get", "externalsecret", "order-service-regcred", "-n", "prod"}},
 		{narrate: "Someone runs the rollout. Without credchain, the pods would sit in ImagePullBackOff once the old credential expires. With it:"},
-		{stdin: deploymentYAML, expectFail: true, args: []string{"apply", "-f", "-"}},
+		{stdin: testenv.OrderServiceDeployment, expectFail: true, args: []string{"apply", "-f", "-"}},
 		{narrate: "The runbook's fix: restore the policy, force a resync; ESO reports SecretSynced"},
 		{args: []string{"patch", "externalsecret", "order-service-regcred", "-n", "prod", "--subresource=status", "--type=merge",
 			"-p", statusPatch("True", "SecretSynced", "secret synced")}},
 		{args: []string{"get", "externalsecret", "order-service-regcred", "-n", "prod"}},
 		{narrate: "The same apply is now admitted"},
-		{stdin: deploymentYAML, args: []string{"apply", "-f", "-"}},
+		{stdin: testenv.OrderServiceDeployment, args: []string{"apply", "-f", "-"}},
 	}
 	for _, s := range steps {
 		if s.narrate != "" {
@@ -169,7 +169,7 @@ func run(ctx context.Context, credchain, manifests string) error {
 		// The webhook reads informers; give a status change a moment to arrive before the apply.
 		for attempt := 0; attempt < 40; attempt++ {
 			out, err = d.kubectlRun(s.stdin, s.expectFail, s.args...)
-			if err == nil || !strings.Contains(strings.Join(s.args, " "), "apply -f -") || s.stdin != deploymentYAML {
+			if err == nil || !strings.Contains(strings.Join(s.args, " "), "apply -f -") || s.stdin != testenv.OrderServiceDeployment {
 				break
 			}
 			time.Sleep(250 * time.Millisecond)
@@ -262,22 +262,3 @@ source:
   component: external-secrets
 `
 
-const deploymentYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: order-service
-  namespace: prod
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: order-service}
-  template:
-    metadata:
-      labels: {app: order-service}
-    spec:
-      imagePullSecrets:
-        - name: regcred-order-service
-      containers:
-        - name: app
-          image: registry.internal:5000/order-service:1.4.2
-`

@@ -211,3 +211,25 @@ func (v *DevVault) Stop() {
 		_ = v.cmd.Wait()
 	}
 }
+
+// OrderServiceDeployment is the incident's Deployment as a person applies it: 3 replicas pulling
+// from registry.internal:5000 with the pull secret regcred-order-service.
+const OrderServiceDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: order-service
+  namespace: prod
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: order-service}
+  template:
+    metadata:
+      labels: {app: order-service}
+    spec:
+      imagePullSecrets:
+        - name: regcred-order-service
+      containers:
+        - name: app
+          image: registry.internal:5000/order-service:1.4.2
+`
