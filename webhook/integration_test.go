@@ -477,8 +477,6 @@ func withRestart(t corev1.PodTemplateSpec, p corev1.RestartPolicy) corev1.PodTem
 	return t
 }
 
-
-
 // TestWebhookESOv1beta1 runs against ESO's v1beta1 API (served by ESO ≤ 0.16 next to v1), pinned
 // with --eso-version, and writes the ExternalSecret through that version.
 func TestWebhookESOv1beta1(t *testing.T) {

@@ -261,4 +261,3 @@ message: "error processing spec.data[1] (key: order-service), err: Error making 
 source:
   component: external-secrets
 `
-
