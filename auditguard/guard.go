@@ -446,24 +446,6 @@ func actorOf(e *Entry) *Actor {
 		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path}
 }
 
-// String names an actor for a human: display name, entity and address.
-func (a *Actor) String() string {
-	if a == nil {
-		return "unknown"
-	}
-	s := a.DisplayName
-	if s == "" {
-		s = "an unnamed token"
-	}
-	if a.EntityID != "" {
-		s += " (entity " + a.EntityID + ")"
-	}
-	if a.RemoteAddress != "" {
-		s += " from " + a.RemoteAddress
-	}
-	return s
-}
-
 func rolesString(roles []RoleRef) string {
 	parts := make([]string, len(roles))
 	for i, r := range roles {

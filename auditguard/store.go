@@ -25,16 +25,6 @@ type Snapshot struct {
 	Meta      SnapshotMeta `json:"meta"`
 }
 
-// SnapshotMeta records when and from whom a snapshot's version came.
-type SnapshotMeta struct {
-	// ReadAt is when the guard read this body from Vault.
-	ReadAt time.Time `json:"readAt"`
-	// Source is "startup", "resync" or "audit" (re-read after a write seen in the stream).
-	Source string `json:"source"`
-	// Writer is who wrote this version, when it was seen in the audit stream.
-	Writer *Actor `json:"writer,omitempty"`
-}
-
 // Store persists snapshots and file offsets in one bbolt file under the state directory.
 type Store struct{ db *bolt.DB }
 

@@ -1,0 +1,126 @@
+// Package events is the one event schema credchain emits (docs/events.md), the Notifier interface,
+// and durable delivery: an on-disk outbox and the NATS sink.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// APIVersion versions the event schema (docs/events.md). Consumers must ignore unknown fields.
+const APIVersion = "events.credchain.io/v1alpha1"
+
+// Event types the guard emits.
+const (
+	PolicyDeleted       = "policy.deleted"
+	PolicyRestored      = "policy.restored"
+	PolicyRestoreFailed = "policy.restore_failed"
+	DanglingReference   = "policy.dangling_reference"
+	AuditDisabled       = "audit.device_disabled"
+)
+
+// Event is one thing the guard saw or did. It never carries tokens, accessors or HMACs.
+type Event struct {
+	APIVersion string `json:"apiVersion"`
+	// ID identifies the event across retries (it is the NATS message ID, so JetStream drops a
+	// re-sent duplicate). Assigned when the event enters the outbox.
+	ID   string    `json:"id"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	// Vault is the address of the Vault the guard watches.
+	Vault string `json:"vault"`
+	// Namespace is the Vault Enterprise namespace path ("" for root).
+	Namespace string `json:"namespace,omitempty"`
+	// Policy is the policy concerned (lower-cased, as Vault stores it).
+	Policy string `json:"policy,omitempty"`
+	// Object names what the event is about when it is not a policy (an audit device path).
+	Object string `json:"object,omitempty"`
+	// Actor is who did it, from the audit entry; nil when the guard found it by reconcile.
+	Actor *Actor `json:"actor,omitempty"`
+	// Roles are the Kubernetes auth roles that reference Policy: what would have broken.
+	Roles []RoleRef `json:"roles,omitempty"`
+	// Action is what the guard did: "restored", "recorded", "none".
+	Action string `json:"action,omitempty"`
+	// RestoreLatencyMS is from the audit entry's arrival to the restore write returning.
+	RestoreLatencyMS float64 `json:"restoreLatencyMs,omitempty"`
+	// SnapshotFrom says where the restored body came from.
+	SnapshotFrom *Provenance `json:"snapshotFrom,omitempty"`
+	// Message is one human sentence.
+	Message string `json:"message"`
+	// Error is set for failures.
+	Error string `json:"error,omitempty"`
+}
+
+// Actor is the person or machine behind an audited request; only plain audit fields.
+type Actor struct {
+	DisplayName   string `json:"displayName,omitempty"`
+	EntityID      string `json:"entityId,omitempty"`
+	RemoteAddress string `json:"remoteAddress,omitempty"`
+	RequestID     string `json:"requestId,omitempty"`
+	Operation     string `json:"operation,omitempty"`
+	Path          string `json:"path,omitempty"`
+}
+
+// RoleRef is one Kubernetes auth role.
+type RoleRef struct {
+	Mount string `json:"mount"`
+	Name  string `json:"name"`
+}
+
+// Notifier receives events. Implementations must be safe for concurrent use; Notify must not block
+// the guard for long (the NATS and Slack notifiers queue to an outbox).
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// LogNotifier writes each event as one structured log line.
+type LogNotifier struct{ Log logr.Logger }
+
+var _ Notifier = LogNotifier{}
+
+// Notify implements Notifier.
+func (n LogNotifier) Notify(_ context.Context, e Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	n.Log.Info("event", "type", e.Type, "event", json.RawMessage(b))
+	return nil
+}
+
+// NotifierFunc adapts a function.
+type NotifierFunc func(context.Context, Event) error
+
+// Notify implements Notifier.
+func (f NotifierFunc) Notify(ctx context.Context, e Event) error { return f(ctx, e) }
+
+// Provenance records when and from whom a restored policy body came.
+type Provenance struct {
+	// ReadAt is when the guard read this body from Vault.
+	ReadAt time.Time `json:"readAt"`
+	// Source is "startup", "resync" or "audit" (re-read after a write seen in the stream).
+	Source string `json:"source"`
+	// Writer is who wrote this version, when it was seen in the audit stream.
+	Writer *Actor `json:"writer,omitempty"`
+}
+
+// String names an actor for a human: display name, entity and address.
+func (a *Actor) String() string {
+	if a == nil {
+		return "unknown"
+	}
+	s := a.DisplayName
+	if s == "" {
+		s = "an unnamed token"
+	}
+	if a.EntityID != "" {
+		s += " (entity " + a.EntityID + ")"
+	}
+	if a.RemoteAddress != "" {
+		s += " from " + a.RemoteAddress
+	}
+	return s
+}
