@@ -3,7 +3,10 @@ package auditguard
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Config is everything `credchain auditguard` needs. Vault's address, CA and namespace come from the
@@ -35,6 +38,9 @@ type Config struct {
 	KubernetesRole string
 	// KubernetesMount is the Kubernetes auth mount for the login. Defaults to "kubernetes".
 	KubernetesMount string
+	// NATS, when NATS.URLs is set, delivers every event to credchain.<cluster>.<type> through the
+	// state store's outbox (nothing lost across NATS outages or guard restarts).
+	NATS events.NATSConfig
 	// KubernetesJWTFile is the service account token for the login.
 	// Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token.
 	KubernetesJWTFile string
@@ -62,6 +68,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxLine == 0 {
 		c.MaxLine = DefaultMaxLine
+	}
+	if c.NATS.Cluster == "" {
+		c.NATS.Cluster = "default"
 	}
 	if c.KubernetesMount == "" {
 		c.KubernetesMount = "kubernetes"
@@ -99,6 +108,12 @@ func (c *Config) Validate() error {
 	}
 	if c.VaultTokenFile != "" && c.KubernetesRole != "" {
 		errs = append(errs, errors.New("--vault-token-file and --vault-k8s-role: give one"))
+	}
+	if c.NATS.Cluster != "" && (strings.ContainsAny(c.NATS.Cluster, ".*> \t")) {
+		errs = append(errs, fmt.Errorf("--cluster %q: must be one NATS subject token (no dots, wildcards or spaces)", c.NATS.Cluster))
+	}
+	if c.NATS.CredsFile != "" && c.NATS.NkeySeedFile != "" {
+		errs = append(errs, errors.New("--nats-creds and --nats-nkey-seed: give one"))
 	}
 	return errors.Join(errs...)
 }

@@ -16,7 +16,11 @@ import (
 	"github.com/go-logr/logr/testr"
 	vault "github.com/hashicorp/vault/api"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -75,6 +79,7 @@ type env struct {
 	listen   string
 	auditLog string
 	events   *recorder
+	natsURL  string
 }
 
 func must(t testing.TB, err error) {
@@ -141,6 +146,9 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	health := freeAddr(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
 		HealthAddr: health, ReconcileInterval: time.Hour}
+	if e.natsURL != "" {
+		cfg.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
+	}
 	if files {
 		cfg.AuditFiles = []string{e.auditLog}
 	}
@@ -207,6 +215,20 @@ func (e *env) waitPolicy(t testing.TB, name, want string) time.Duration {
 
 func TestGuardAgainstVault(t *testing.T) {
 	e := setup(t)
+	// An in-process nats-server with JetStream: the guard publishes every event there too.
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	must(t, err)
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	e.natsURL = ns.ClientURL()
+	nc, err := nats.Connect(e.natsURL)
+	must(t, err)
+	defer nc.Close()
+	natsMsgs, err := nc.SubscribeSync("credchain.test.>")
+	must(t, err)
 	stop := e.startGuard(t, true)
 	sys := e.root.Sys()
 	// The file device first: Vault must never depend on the guard alone.
@@ -234,6 +256,14 @@ func TestGuardAgainstVault(t *testing.T) {
 			t.Errorf("event = %+v", ev)
 		}
 		t.Logf("deleted → readable again in %s; guard restore latency %.3f ms", window, ev.RestoreLatencyMS)
+		m, err := natsMsgs.NextMsg(10 * time.Second)
+		must(t, err)
+		var got auditguard.Event
+		must(t, json.Unmarshal(m.Data, &got))
+		if m.Subject != "credchain.test.policy.restored" || got.ID == "" || got.Policy != "eso-order-service" ||
+			got.Actor == nil || got.Actor.DisplayName != "userpass-cleanup-bot" || len(got.Roles) != 1 {
+			t.Errorf("NATS message on %s: %+v", m.Subject, got)
+		}
 	})
 
 	t.Run("legacy sys/policy path and upper-case names", func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // NewVaultClient builds a client from the vault CLI's environment and the configured token source.
@@ -114,6 +116,18 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	if n == nil {
 		n = LogNotifier{Log: log.WithName("events")}
 	}
+	var dispatcher *events.Dispatcher
+	if len(cfg.NATS.URLs) > 0 {
+		sink, err := events.NewNATS(cfg.NATS, log.WithName("nats"))
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		if dispatcher, err = events.NewDispatcher(store.DB(), log.WithName("events"), reg, sink); err != nil {
+			return err
+		}
+		n = events.Multi{n, dispatcher}
+	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
 		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()))
@@ -134,6 +148,9 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(sinks)+2)
+	if dispatcher != nil {
+		wg.Go(func() { dispatcher.Run(ctx) })
+	}
 	for _, s := range sinks {
 		wg.Go(func() {
 			if err := s.Run(ctx); err != nil {

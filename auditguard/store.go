@@ -49,6 +49,9 @@ func OpenStore(dir string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// DB is the underlying bbolt database, shared with the event outboxes.
+func (s *Store) DB() *bolt.DB { return s.db }
+
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 

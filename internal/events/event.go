@@ -5,6 +5,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -123,4 +124,20 @@ func (a *Actor) String() string {
 		s += " from " + a.RemoteAddress
 	}
 	return s
+}
+
+// Multi notifies every notifier in order and joins their errors.
+type Multi []Notifier
+
+var _ Notifier = Multi(nil)
+
+// Notify implements Notifier.
+func (m Multi) Notify(ctx context.Context, e Event) error {
+	var errs []error
+	for _, n := range m {
+		if err := n.Notify(ctx, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -43,8 +43,8 @@ type NATS struct {
 	js  jetstream.JetStream
 	log logr.Logger
 
-	mu       sync.Mutex
-	covered  map[string]bool // subject → a stream covers it (cached until an error)
+	mu      sync.Mutex
+	covered map[string]bool // subject → a stream covers it (cached until an error)
 }
 
 var _ Sink = (*NATS)(nil)
