@@ -121,6 +121,11 @@ func (n *NATS) Send(ctx context.Context, e Event) error {
 	if err := n.nc.Publish(subj, data); err != nil {
 		return fmt.Errorf("nats publish: %w", err)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
 	if err := n.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("nats flush: %w", err)
 	}
