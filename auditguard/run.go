@@ -117,13 +117,24 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		n = LogNotifier{Log: log.WithName("events")}
 	}
 	var dispatcher *events.Dispatcher
+	var sinks []events.Sink
 	if len(cfg.NATS.URLs) > 0 {
 		sink, err := events.NewNATS(cfg.NATS, log.WithName("nats"))
 		if err != nil {
 			return err
 		}
 		defer sink.Close()
-		if dispatcher, err = events.NewDispatcher(store.DB(), log.WithName("events"), reg, sink); err != nil {
+		sinks = append(sinks, sink)
+	}
+	if cfg.SlackWebhookFile != "" || os.Getenv("CREDCHAIN_SLACK_WEBHOOK_URL") != "" {
+		sink, err := events.NewSlack(events.SlackConfig{WebhookURLFile: cfg.SlackWebhookFile, Cluster: cfg.NATS.Cluster})
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, sink)
+	}
+	if len(sinks) > 0 {
+		if dispatcher, err = events.NewDispatcher(store.DB(), log.WithName("events"), reg, sinks...); err != nil {
 			return err
 		}
 		n = events.Multi{n, dispatcher}
@@ -132,26 +143,26 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
 		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()))
 
-	var sinks []Sink
+	var sources []Sink
 	for _, spec := range cfg.Listen {
 		l, err := Listen(spec)
 		if err != nil {
 			return err
 		}
-		sinks = append(sinks, &SocketSink{Listener: l, Guard: g, Log: log.WithValues("listen", spec)})
+		sources = append(sources, &SocketSink{Listener: l, Guard: g, Log: log.WithValues("listen", spec)})
 	}
 	for _, p := range cfg.AuditFiles {
-		sinks = append(sinks, &FileSink{Path: p, Guard: g, Store: store, Log: log.WithValues("file", p)})
+		sources = append(sources, &FileSink{Path: p, Guard: g, Store: store, Log: log.WithValues("file", p)})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(sinks)+2)
+	errs := make(chan error, len(sources)+2)
 	if dispatcher != nil {
 		wg.Go(func() { dispatcher.Run(ctx) })
 	}
-	for _, s := range sinks {
+	for _, s := range sources {
 		wg.Go(func() {
 			if err := s.Run(ctx); err != nil {
 				errs <- err

@@ -20,6 +20,13 @@ type Sink interface {
 	Send(ctx context.Context, e Event) error
 }
 
+// BatchSink delivers several events at once (a chat message merging a burst).
+type BatchSink interface {
+	Sink
+	MaxBatch() int
+	SendBatch(ctx context.Context, events []Event) error
+}
+
 // Dispatcher is the Notifier that fans events out to sinks through per-sink outboxes, with retries
 // and backoff. Notify returns once the event is on disk for every sink.
 type Dispatcher struct {
@@ -102,33 +109,64 @@ func (d *Dispatcher) run(ctx context.Context, w *worker) {
 	name := w.sink.Name()
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		batch, err := w.outbox.Peek(64)
+		limit := 64
+		bs, isBatch := w.sink.(BatchSink)
+		if isBatch {
+			limit = bs.MaxBatch()
+		}
+		batch, err := w.outbox.Peek(limit)
 		if err != nil {
 			d.log.Error(err, "reading outbox", "sink", name)
 		}
+		// Deliver: a batch sink takes everything pending in one call, others one event at a time.
+		var groups [][]Pending
+		if isBatch && len(batch) > 0 {
+			groups = [][]Pending{batch}
+		} else {
+			for _, p := range batch {
+				groups = append(groups, []Pending{p})
+			}
+		}
 		failed := false
-		for _, p := range batch {
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := w.sink.Send(sctx, p.Event)
+		var retryAfter time.Duration
+		for _, g := range groups {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			var err error
+			if isBatch {
+				evs := make([]Event, len(g))
+				for i, p := range g {
+					evs[i] = p.Event
+				}
+				err = bs.SendBatch(sctx, evs)
+			} else {
+				err = w.sink.Send(sctx, g[0].Event)
+			}
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				var ra *RetryAfterError
+				if errors.As(err, &ra) {
+					retryAfter = ra.After
+				}
 				d.metrics.retries.WithLabelValues(name).Inc()
-				d.log.V(1).Info("event delivery failed; will retry", "sink", name, "id", p.Event.ID, "error", err.Error(), "backoff", backoff)
+				d.log.V(1).Info("event delivery failed; will retry", "sink", name, "events", len(g), "error", err.Error(), "backoff", backoff.String())
 				failed = true
 				break
 			}
-			if err := w.outbox.Remove(p.Key); err != nil {
-				d.log.Error(err, "removing delivered event from outbox", "sink", name)
+			for _, p := range g {
+				if err := w.outbox.Remove(p.Key); err != nil {
+					d.log.Error(err, "removing delivered event from outbox", "sink", name)
+				}
+				d.metrics.delivered.WithLabelValues(name).Inc()
+				d.metrics.pending.WithLabelValues(name).Dec()
 			}
-			d.metrics.delivered.WithLabelValues(name).Inc()
-			d.metrics.pending.WithLabelValues(name).Dec()
 			backoff = minBackoff
 		}
 		wait := backoff
 		if failed {
+			wait = max(wait, retryAfter) // honour the server's Retry-After
 			backoff = min(backoff*2, maxBackoff)
 		} else if len(batch) > 0 {
 			continue // drain before sleeping
