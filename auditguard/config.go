@@ -41,6 +41,9 @@ type Config struct {
 	// NATS, when NATS.URLs is set, delivers every event to credchain.<cluster>.<type> through the
 	// state store's outbox (nothing lost across NATS outages or guard restarts).
 	NATS events.NATSConfig
+	// Kube is the cluster whose ESO stores, ExternalSecrets and workloads make up an event's blast
+	// radius: a kubeconfig path, "in-cluster", or "" (off: events name only the Vault roles).
+	Kube string
 	// SlackWebhookFile holds a Slack incoming-webhook URL; CREDCHAIN_SLACK_WEBHOOK_URL works too.
 	// Events are merged into at most one message per second, through the same outbox.
 	SlackWebhookFile string

@@ -33,6 +33,8 @@ type Guard struct {
 
 	ready atomic.Bool
 	seen  *recent
+	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
+	blast atomic.Pointer[Blast]
 
 	mu         sync.Mutex
 	namespaces map[string]bool // Vault namespaces seen (root always)
@@ -83,6 +85,9 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
 		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{}}
 }
+
+// SetBlast enables blast-radius computation for events.
+func (g *Guard) SetBlast(b *Blast) { g.blast.Store(b) }
 
 // Ready reports whether the first resync from Vault has completed.
 func (g *Guard) Ready() bool { return g.ready.Load() }
@@ -435,6 +440,14 @@ func (g *Guard) updateIndexMetrics() {
 
 func (g *Guard) emit(ctx context.Context, e Event) {
 	e.APIVersion, e.Time, e.Vault = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr
+	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
+		br, err := b.For(ctx, e.Roles)
+		if err != nil {
+			g.log.Error(err, "computing blast radius")
+		} else {
+			e.BlastRadius = br
+		}
+	}
 	g.metrics.Events.WithLabelValues(e.Type).Inc()
 	if err := g.notify.Notify(ctx, e); err != nil {
 		g.log.Error(err, "notifying", "type", e.Type)

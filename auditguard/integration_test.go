@@ -80,6 +80,7 @@ type env struct {
 	auditLog string
 	events   *recorder
 	natsURL  string
+	kube     string
 }
 
 func must(t testing.TB, err error) {
@@ -146,6 +147,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	health := freeAddr(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
 		HealthAddr: health, ReconcileInterval: time.Hour}
+	cfg.Kube = e.kube
 	if e.natsURL != "" {
 		cfg.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/credchain/credchain/internal/events"
 )
@@ -143,6 +145,21 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
 		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()))
 
+	if cfg.Kube != "" {
+		rc, err := kubeConfig(cfg.Kube)
+		if err != nil {
+			return err
+		}
+		// Sync in the background: the audit sockets must accept Vault's connections right away.
+		go func() {
+			b, err := NewBlast(ctx, rc, log.WithName("blast"))
+			if err != nil {
+				log.Error(err, "blast radius unavailable; events will name only the Vault roles")
+				return
+			}
+			g.SetBlast(b)
+		}()
+	}
 	var sources []Sink
 	for _, spec := range cfg.Listen {
 		l, err := Listen(spec)
@@ -209,4 +226,11 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		all = append(all, e)
 	}
 	return errors.Join(all...)
+}
+
+func kubeConfig(kube string) (*rest.Config, error) {
+	if kube == "in-cluster" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kube)
 }

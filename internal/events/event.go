@@ -43,6 +43,10 @@ type Event struct {
 	Actor *Actor `json:"actor,omitempty"`
 	// Roles are the Kubernetes auth roles that reference Policy: what would have broken.
 	Roles []RoleRef `json:"roles,omitempty"`
+	// BlastRadius is what depends on Roles in Kubernetes: the ESO stores that log in with them, the
+	// ExternalSecrets using those stores, the Secrets they write and the workloads pulling with them.
+	// Set when the guard is given a cluster (--kube).
+	BlastRadius *BlastRadius `json:"blastRadius,omitempty"`
 	// Action is what the guard did: "restored", "recorded", "none".
 	Action string `json:"action,omitempty"`
 	// RestoreLatencyMS is from the audit entry's arrival to the restore write returning.
@@ -140,4 +144,27 @@ func (m Multi) Notify(ctx context.Context, e Event) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// BlastRadius lists the Kubernetes objects downstream of a Vault role, in dependency order.
+type BlastRadius struct {
+	Stores          []ObjectRef `json:"stores,omitempty"`
+	ExternalSecrets []ObjectRef `json:"externalSecrets,omitempty"`
+	Secrets         []ObjectRef `json:"secrets,omitempty"`
+	Workloads       []ObjectRef `json:"workloads,omitempty"`
+}
+
+// ObjectRef names a Kubernetes object.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// String is kind namespace/name.
+func (o ObjectRef) String() string {
+	if o.Namespace == "" {
+		return o.Kind + " " + o.Name
+	}
+	return o.Kind + " " + o.Namespace + "/" + o.Name
 }

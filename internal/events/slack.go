@@ -146,6 +146,21 @@ func SlackMessage(cluster string, events []Event) *slack.WebhookMessage {
 			}
 			fmt.Fprintf(&b, "\n• *would have broken:* logins with %s", strings.Join(parts, ", "))
 		}
+		if br := e.BlastRadius; br != nil {
+			for _, l := range []struct {
+				what string
+				refs []ObjectRef
+			}{{"stores", br.Stores}, {"ExternalSecrets", br.ExternalSecrets}, {"workloads", br.Workloads}} {
+				if len(l.refs) == 0 {
+					continue
+				}
+				parts := make([]string, len(l.refs))
+				for i, r := range l.refs {
+					parts[i] = r.String()
+				}
+				fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, strings.Join(parts, ", "))
+			}
+		}
 		if e.Error != "" {
 			fmt.Fprintf(&b, "\n• *error:* %s", e.Error)
 		}

@@ -50,6 +50,7 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringVar(&cfg.NATS.CAFile, "nats-ca", "", "CA bundle for NATS TLS")
 	f.StringVar(&cfg.NATS.CertFile, "nats-cert", "", "client certificate for NATS mTLS")
 	f.StringVar(&cfg.NATS.KeyFile, "nats-key", "", "client key for NATS mTLS")
+	f.StringVar(&cfg.Kube, "kube", "", "cluster for the blast radius in events (ESO stores → ExternalSecrets → Secrets → workloads): a kubeconfig path or in-cluster (default: off)")
 	f.StringVar(&cfg.SlackWebhookFile, "slack-webhook-file", "", "file holding a Slack incoming-webhook URL (or set CREDCHAIN_SLACK_WEBHOOK_URL)")
 	f.BoolVar(&cfg.NATS.CreateStream, "nats-create-stream", false, "create stream CREDCHAIN (credchain.>, file storage, 1h duplicate window) when no stream covers the subjects")
 	return cmd

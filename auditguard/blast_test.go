@@ -1,0 +1,175 @@
+package auditguard_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	vault "github.com/hashicorp/vault/api"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/testenv"
+)
+
+func vaultStore(kind, ns, name, role, mount string) *unstructured.Unstructured {
+	auth := map[string]any{"role": role, "serviceAccountRef": map[string]any{"name": "external-secrets", "namespace": "external-secrets"}}
+	if mount != "" {
+		auth["mountPath"] = mount
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "external-secrets.io/v1", "kind": kind,
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{"provider": map[string]any{"vault": map[string]any{
+			"server": "http://vault.vault:8200", "path": "registry-creds", "version": "v2",
+			"auth": map[string]any{"kubernetes": auth},
+		}}},
+	}}
+	if ns != "" {
+		u.SetNamespace(ns)
+	}
+	return u
+}
+
+func externalSecret(ns, name, storeKind, store, target string) *unstructured.Unstructured {
+	spec := map[string]any{
+		"secretStoreRef": map[string]any{"name": store, "kind": storeKind},
+		"data":           []any{map[string]any{"secretKey": "password", "remoteRef": map[string]any{"key": name}}},
+	}
+	if target != "" { // ESO's schema rejects an empty name; omitted, it defaults to the ExternalSecret's
+		spec["target"] = map[string]any{"name": target}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+		"metadata": map[string]any{"name": name, "namespace": ns}, "spec": spec,
+	}}
+}
+
+func pullingDeployment(ns, name, secret string) *appsv1.Deployment {
+	l := map[string]string{"app": name}
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: l},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: secret}},
+			Containers:       []corev1.Container{{Name: "app", Image: "registry.internal:5000/" + name}},
+		}},
+	}}
+}
+
+// TestBlastRadius computes role → stores → ExternalSecrets → Secrets → workloads against a real
+// kube-apiserver with ESO's CRDs.
+func TestBlastRadius(t *testing.T) {
+	testenv.KubebuilderAssets(t)
+	env := &envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	must(t, err)
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := crclient.New(cfg, crclient.Options{})
+	must(t, err)
+	ctx := t.Context()
+	for _, ns := range []string{"prod", "payments", "external-secrets"} {
+		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	for _, o := range []crclient.Object{
+		vaultStore("ClusterSecretStore", "", "vault", "external-secrets-operator", ""),
+		vaultStore("SecretStore", "payments", "vault-payments", "payments", "k8s-payments"),
+		vaultStore("SecretStore", "prod", "vault-other-mount", "external-secrets-operator", "other"),
+		externalSecret("prod", "order-service-regcred", "ClusterSecretStore", "vault", "regcred-order-service"),
+		externalSecret("prod", "inventory-regcred", "ClusterSecretStore", "vault", ""),
+		externalSecret("payments", "payment-regcred", "SecretStore", "vault-payments", "regcred-payment"),
+		externalSecret("prod", "unrelated", "SecretStore", "vault-other-mount", "regcred-unrelated"),
+		pullingDeployment("prod", "order-service", "regcred-order-service"),
+		pullingDeployment("prod", "inventory", "inventory-regcred"),
+		pullingDeployment("payments", "payment-service", "regcred-payment"),
+		pullingDeployment("payments", "order-service-lookalike", "regcred-order-service"), // other namespace: not affected
+	} {
+		must(t, c.Create(ctx, o))
+	}
+	b, err := auditguard.NewBlast(ctx, cfg, testr.New(t))
+	must(t, err)
+	ref := func(kind, ns, name string) events.ObjectRef {
+		return events.ObjectRef{Kind: kind, Namespace: ns, Name: name}
+	}
+	tests := map[string]struct {
+		roles []auditguard.RoleRef
+		want  *events.BlastRadius
+	}{
+		"the incident's role": {
+			roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}},
+			want: &events.BlastRadius{
+				Stores:          []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
+				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "order-service-regcred")},
+				Secrets:         []events.ObjectRef{ref("Secret", "prod", "inventory-regcred"), ref("Secret", "prod", "regcred-order-service")},
+				Workloads:       []events.ObjectRef{ref("Deployment", "prod", "inventory"), ref("Deployment", "prod", "order-service")},
+			},
+		},
+		"namespaced store on its own mount": {
+			roles: []auditguard.RoleRef{{Mount: "k8s-payments", Name: "payments"}},
+			want: &events.BlastRadius{
+				Stores:          []events.ObjectRef{ref("SecretStore", "payments", "vault-payments")},
+				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "payments", "payment-regcred")},
+				Secrets:         []events.ObjectRef{ref("Secret", "payments", "regcred-payment")},
+				Workloads:       []events.ObjectRef{ref("Deployment", "payments", "payment-service")},
+			},
+		},
+		"a role no store uses": {roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "nobody"}}, want: &events.BlastRadius{}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got *events.BlastRadius
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, err = b.For(ctx, tc.roles)
+				must(t, err)
+				if reflect.DeepEqual(got, tc.want) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("policy.restored carries the blast radius", func(t *testing.T) {
+		user, err := env.AddUser(envtest.User{Name: "credchain-auditguard", Groups: []string{"system:masters"}}, nil)
+		must(t, err)
+		kc, err := user.KubeConfig()
+		must(t, err)
+		e := setup(t)
+		e.kube = filepath.Join(t.TempDir(), "kubeconfig")
+		must(t, os.WriteFile(e.kube, kc, 0o600))
+		e.startGuard(t, false)
+		must(t, e.root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
+		must(t, e.root.Sys().EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+			Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
+		// The blast radius caches sync in the background; retry the delete until an event has them.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			n := e.events.count()
+			must(t, e.root.Sys().DeletePolicy("eso-order-service"))
+			ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+			if ev.BlastRadius != nil {
+				want := tests["the incident's role"].want
+				if !reflect.DeepEqual(ev.BlastRadius, want) {
+					t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no event carried a blast radius")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
