@@ -50,6 +50,7 @@ type options struct {
 	reconcileInterval time.Duration
 	maxLine           int
 	vaultAddr         string
+	cluster           string
 	now               func() time.Time
 }
 
@@ -71,6 +72,9 @@ func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
 
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
+
+// WithCluster names the installation in events.
+func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
 func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
@@ -439,7 +443,7 @@ func (g *Guard) updateIndexMetrics() {
 }
 
 func (g *Guard) emit(ctx context.Context, e Event) {
-	e.APIVersion, e.Time, e.Vault = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr
+	e.APIVersion, e.Time, e.Vault, e.Cluster = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr, g.opts.cluster
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
 		br, err := b.For(ctx, e.Roles)
 		if err != nil {

@@ -119,31 +119,19 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		n = LogNotifier{Log: log.WithName("events")}
 	}
 	var dispatcher *events.Dispatcher
-	var sinks []events.Sink
-	if len(cfg.NATS.URLs) > 0 {
-		sink, err := events.NewNATS(cfg.NATS, log.WithName("nats"))
+	delivery := events.DeliveryConfig{NATS: cfg.NATS, SlackWebhookFile: cfg.SlackWebhookFile}
+	if delivery.Enabled() {
+		d, closeSinks, err := events.NewDelivery(store.DB(), delivery, log.WithName("events"), reg)
 		if err != nil {
 			return err
 		}
-		defer sink.Close()
-		sinks = append(sinks, sink)
-	}
-	if cfg.SlackWebhookFile != "" || os.Getenv("CREDCHAIN_SLACK_WEBHOOK_URL") != "" {
-		sink, err := events.NewSlack(events.SlackConfig{WebhookURLFile: cfg.SlackWebhookFile, Cluster: cfg.NATS.Cluster})
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, sink)
-	}
-	if len(sinks) > 0 {
-		if dispatcher, err = events.NewDispatcher(store.DB(), log.WithName("events"), reg, sinks...); err != nil {
-			return err
-		}
+		defer closeSinks()
+		dispatcher = d
 		n = events.Multi{n, dispatcher}
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
-		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()))
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()), WithCluster(cfg.NATS.Cluster))
 
 	if cfg.Kube != "" {
 		rc, err := kubeConfig(cfg.Kube)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Config is everything `credchain webhook` needs. Zero values are replaced by the documented defaults
@@ -38,6 +40,15 @@ type Config struct {
 	// ExemptNamespaces are never checked. Defaults to kube-system and the webhook's own namespace
 	// ($POD_NAMESPACE, else credchain-system).
 	ExemptNamespaces []string
+	// Events delivers admission.denied/admission.warned events (always logged) to NATS and Slack.
+	Events events.DeliveryConfig
+	// StateDir holds the event outbox (events.db) when NATS or Slack is configured.
+	// Defaults to $TMPDIR/credchain-webhook (an emptyDir in the install).
+	StateDir string
+	// EventWindow reports the same object denied for the same reason once per window. Defaults to 10m.
+	EventWindow time.Duration
+	// Notifier, when set (tests, embedding), receives the events instead of the configured delivery.
+	Notifier events.Notifier
 	// ESOVersion pins the ExternalSecret API version (v1 or v1beta1); empty discovers it, preferring v1.
 	ESOVersion string
 }
@@ -67,6 +78,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.DefaultEnforcement == "" {
 		c.DefaultEnforcement = EnforcementEnforce
+	}
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(os.TempDir(), "credchain-webhook")
+	}
+	if c.EventWindow == 0 {
+		c.EventWindow = 10 * time.Minute
+	}
+	if c.Events.NATS.Cluster == "" {
+		c.Events.NATS.Cluster = "default"
 	}
 	if c.ExemptNamespaces == nil {
 		c.ExemptNamespaces = DefaultExemptNamespaces()

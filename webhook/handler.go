@@ -49,6 +49,15 @@ type reasonKey struct{}
 // admission.Handler's signature.
 type reasonHolder struct{ r Reason }
 
+// withReason returns the review's reason holder, creating it if no decorator did yet.
+func withReason(ctx context.Context) (context.Context, *reasonHolder) {
+	if rh, ok := ctx.Value(reasonKey{}).(*reasonHolder); ok {
+		return ctx, rh
+	}
+	rh := &reasonHolder{r: ReasonNotChecked}
+	return context.WithValue(ctx, reasonKey{}, rh), rh
+}
+
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	resp, reason := h.handle(ctx, req)

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 	"github.com/credchain/credchain/webhook"
 )
@@ -274,8 +275,34 @@ const (
 	eso403 = "error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"
 )
 
+// eventRecorder collects the webhook's events.
+type eventRecorder struct {
+	mu     sync.Mutex
+	events []events.Event
+}
+
+func (r *eventRecorder) Notify(_ context.Context, e events.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+	return nil
+}
+
+func (r *eventRecorder) ofType(typ string) []events.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []events.Event
+	for _, e := range r.events {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func TestWebhookAgainstAPIServer(t *testing.T) {
-	cl := startCluster(t, webhook.Config{})
+	rec := &eventRecorder{}
+	cl := startCluster(t, webhook.Config{Notifier: rec, Events: events.DeliveryConfig{NATS: events.NATSConfig{Cluster: "envtest"}}})
 	ctx := t.Context()
 	cl.namespace(t, "prod", nil)
 	cl.namespace(t, "staging", map[string]string{webhook.EnforcementLabel: "warn"})
@@ -321,6 +348,22 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		want := `Error from server (Forbidden): error when creating "` + manifest + `": admission webhook "pullsecrets.credchain.io" denied the request: ` + wantDenied("order-service")
 		if !strings.HasPrefix(string(out), want) {
 			t.Fatalf("kubectl output:\n%s\nwant prefix:\n%s", out, want)
+		}
+	})
+
+	t.Run("the denial is one admission.denied event, however often it is retried", func(t *testing.T) {
+		var got []events.Event
+		eventually(t, 5*time.Second, func() error {
+			if got = rec.ofType(events.AdmissionDenied); len(got) == 0 {
+				return fmt.Errorf("no admission.denied event")
+			}
+			return nil
+		})
+		e := got[0]
+		if len(got) != 1 || e.Reason != string(webhook.ReasonNotSynced) || e.Cluster != "envtest" || e.APIVersion != events.APIVersion ||
+			*e.Workload != (events.ObjectRef{Kind: "Deployment", Namespace: "prod", Name: "order-service"}) ||
+			e.Actor == nil || e.Actor.DisplayName == "" || !strings.HasPrefix(e.Message, wantDenied("order-service")) {
+			t.Errorf("events = %+v", got)
 		}
 	})
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Metrics are the webhook's own Prometheus metrics, next to controller-runtime's
@@ -30,7 +32,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Decisions, m.Latency)
+		m.Decisions = events.RegisterOrExisting(reg, m.Decisions)
+		m.Latency = events.RegisterOrExisting(reg, m.Latency)
 	}
 	return m
 }
@@ -39,8 +42,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func WithMetrics(m *Metrics, next admission.Handler) admission.Handler {
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		start := time.Now()
-		rh := &reasonHolder{r: ReasonNotChecked}
-		resp := next.Handle(context.WithValue(ctx, reasonKey{}, rh), req)
+		ctx, rh := withReason(ctx)
+		resp := next.Handle(ctx, req)
 		kind := req.Kind.Kind
 		m.Latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 		m.Decisions.WithLabelValues(kind, outcome(resp), string(rh.r)).Inc()

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +30,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Path is where the webhook serves every kind.
@@ -136,7 +143,34 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 		Exempt:             exempt,
 		Synced:             synced,
 	}
-	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: WithMetrics(NewMetrics(metrics.Registry), h)})
+	notifier := cfg.Notifier
+	if notifier == nil {
+		notifier = events.LogNotifier{Log: logger.WithName("events")}
+		if cfg.Events.Enabled() {
+			if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+				return fmt.Errorf("creating --state-dir: %w", err)
+			}
+			db, err := bolt.Open(filepath.Join(cfg.StateDir, "events.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+			if err != nil {
+				return fmt.Errorf("opening event outbox: %w", err)
+			}
+			defer db.Close()
+			d, closeSinks, err := events.NewDelivery(db, cfg.Events, logger.WithName("events"), metrics.Registry)
+			if err != nil {
+				return err
+			}
+			defer closeSinks()
+			if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { d.Run(ctx); return nil })); err != nil {
+				return fmt.Errorf("internal error: adding event delivery: %w", err)
+			}
+			notifier = events.Multi{notifier, d}
+		}
+	}
+	emitter := &EventEmitter{Notifier: notifier, Window: cfg.EventWindow, Cluster: cfg.Events.NATS.Cluster, Log: logger.WithName("events")}
+	if err := mgr.Add(manager.RunnableFunc(emitter.Run)); err != nil {
+		return fmt.Errorf("internal error: adding event emitter: %w", err)
+	}
+	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h))})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("internal error: adding healthz: %w", err)

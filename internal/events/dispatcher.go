@@ -57,7 +57,9 @@ func NewDispatcher(db *bolt.DB, log logr.Logger, reg prometheus.Registerer, sink
 		retries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_events_retries_total", Help: "Failed delivery attempts (retried with backoff)."}, []string{"sink"}),
 	}}
 	if reg != nil {
-		reg.MustRegister(d.metrics.pending, d.metrics.delivered, d.metrics.retries)
+		d.metrics.pending = RegisterOrExisting(reg, d.metrics.pending)
+		d.metrics.delivered = RegisterOrExisting(reg, d.metrics.delivered)
+		d.metrics.retries = RegisterOrExisting(reg, d.metrics.retries)
 	}
 	for _, s := range sinks {
 		o, err := NewOutbox(db, s.Name())
@@ -195,4 +197,19 @@ func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RegisterOrExisting adds c to reg, or returns the collector already registered under the same name (a
+// second component started in one process, as in tests, shares the series instead of panicking).
+func RegisterOrExisting[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("internal error: registering metrics: %v", err))
+	}
+	return c
 }

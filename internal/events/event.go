@@ -21,6 +21,8 @@ const (
 	PolicyRestoreFailed = "policy.restore_failed"
 	DanglingReference   = "policy.dangling_reference"
 	AuditDisabled       = "audit.device_disabled"
+	AdmissionDenied     = "admission.denied"
+	AdmissionWarned     = "admission.warned"
 )
 
 // Event is one thing the guard saw or did. It never carries tokens, accessors or HMACs.
@@ -31,8 +33,10 @@ type Event struct {
 	ID   string    `json:"id"`
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
+	// Cluster is the installation that emitted the event (--cluster).
+	Cluster string `json:"cluster,omitempty"`
 	// Vault is the address of the Vault the guard watches.
-	Vault string `json:"vault"`
+	Vault string `json:"vault,omitempty"`
 	// Namespace is the Vault Enterprise namespace path ("" for root).
 	Namespace string `json:"namespace,omitempty"`
 	// Policy is the policy concerned (lower-cased, as Vault stores it).
@@ -47,6 +51,10 @@ type Event struct {
 	// ExternalSecrets using those stores, the Secrets they write and the workloads pulling with them.
 	// Set when the guard is given a cluster (--kube).
 	BlastRadius *BlastRadius `json:"blastRadius,omitempty"`
+	// Workload is the object an admission event is about.
+	Workload *ObjectRef `json:"workload,omitempty"`
+	// Reason is the machine-readable cause of an admission event (not_synced, unmanaged, ...).
+	Reason string `json:"reason,omitempty"`
 	// Action is what the guard did: "restored", "recorded", "none".
 	Action string `json:"action,omitempty"`
 	// RestoreLatencyMS is from the audit entry's arrival to the restore write returning.

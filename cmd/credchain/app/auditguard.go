@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 )
 
 func newAuditguardCommand(ctx context.Context, run func(context.Context, auditguard.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
@@ -43,15 +44,11 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")
 	f.StringVar(&cfg.KubernetesJWTFile, "vault-k8s-jwt-file", cfg.KubernetesJWTFile, "service account token for --vault-k8s-role")
-	f.StringSliceVar(&cfg.NATS.URLs, "nats-url", nil, "NATS server URL(s); events go to credchain.<cluster>.<type> (default: events only logged)")
-	f.StringVar(&cfg.NATS.Cluster, "cluster", cfg.NATS.Cluster, "this installation's name in event subjects and messages")
-	f.StringVar(&cfg.NATS.CredsFile, "nats-creds", "", "NATS credentials file")
-	f.StringVar(&cfg.NATS.NkeySeedFile, "nats-nkey-seed", "", "NATS nkey seed file")
-	f.StringVar(&cfg.NATS.CAFile, "nats-ca", "", "CA bundle for NATS TLS")
-	f.StringVar(&cfg.NATS.CertFile, "nats-cert", "", "client certificate for NATS mTLS")
-	f.StringVar(&cfg.NATS.KeyFile, "nats-key", "", "client key for NATS mTLS")
 	f.StringVar(&cfg.Kube, "kube", "", "cluster for the blast radius in events (ESO stores → ExternalSecrets → Secrets → workloads): a kubeconfig path or in-cluster (default: off)")
-	f.StringVar(&cfg.SlackWebhookFile, "slack-webhook-file", "", "file holding a Slack incoming-webhook URL (or set CREDCHAIN_SLACK_WEBHOOK_URL)")
-	f.BoolVar(&cfg.NATS.CreateStream, "nats-create-stream", false, "create stream CREDCHAIN (credchain.>, file storage, 1h duplicate window) when no stream covers the subjects")
+	delivery := events.DeliveryConfig{NATS: cfg.NATS}
+	addDeliveryFlags(f, &delivery)
+	cmd.PreRun = func(*cobra.Command, []string) {
+		cfg.NATS, cfg.SlackWebhookFile = delivery.NATS, delivery.SlackWebhookFile
+	}
 	return cmd
 }

@@ -10,10 +10,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/webhook"
 )
 
@@ -63,4 +65,20 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
 	root.AddCommand(newAuditguardCommand(ctx, r.Auditguard, newLogger))
 	return root
+}
+
+// addDeliveryFlags registers the event delivery flags both components share.
+func addDeliveryFlags(f *pflag.FlagSet, c *events.DeliveryConfig) {
+	if c.NATS.Cluster == "" {
+		c.NATS.Cluster = "default"
+	}
+	f.StringSliceVar(&c.NATS.URLs, "nats-url", nil, "NATS server URL(s); events go to credchain.<cluster>.<type> (default: events only logged)")
+	f.StringVar(&c.NATS.Cluster, "cluster", c.NATS.Cluster, "this installation's name in event subjects and messages")
+	f.StringVar(&c.NATS.CredsFile, "nats-creds", "", "NATS credentials file")
+	f.StringVar(&c.NATS.NkeySeedFile, "nats-nkey-seed", "", "NATS nkey seed file")
+	f.StringVar(&c.NATS.CAFile, "nats-ca", "", "CA bundle for NATS TLS")
+	f.StringVar(&c.NATS.CertFile, "nats-cert", "", "client certificate for NATS mTLS")
+	f.StringVar(&c.NATS.KeyFile, "nats-key", "", "client key for NATS mTLS")
+	f.BoolVar(&c.NATS.CreateStream, "nats-create-stream", false, "create stream CREDCHAIN (credchain.>, file storage, 1h duplicate window) when no stream covers the subjects")
+	f.StringVar(&c.SlackWebhookFile, "slack-webhook-file", "", "file holding a Slack incoming-webhook URL (or set CREDCHAIN_SLACK_WEBHOOK_URL)")
 }

@@ -40,6 +40,9 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 	f.IntVar(&cfg.StaleFactor, "stale-factor", cfg.StaleFactor, "warn when a Ready ExternalSecret was last refreshed more than this many refresh intervals ago (negative disables)")
 	f.StringVar(&enforcement, "default-enforcement", string(cfg.DefaultEnforcement), "enforcement for namespaces without the "+webhook.EnforcementLabel+" label: enforce, warn or off")
 	f.StringSliceVar(&cfg.ExemptNamespaces, "exempt-namespaces", cfg.ExemptNamespaces, "namespaces never checked")
+	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the event outbox (when NATS or Slack is configured)")
+	f.DurationVar(&cfg.EventWindow, "event-window", cfg.EventWindow, "report the same object denied for the same reason once per window")
+	addDeliveryFlags(f, &cfg.Events)
 	f.StringVar(&cfg.ESOVersion, "eso-version", "", "ExternalSecret API version, v1 or v1beta1 (default: discover, preferring v1)")
 	return cmd
 }
