@@ -1,6 +1,7 @@
 package auditguard_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -163,6 +164,13 @@ func TestBlastRadius(t *testing.T) {
 				want := tests["the incident's role"].want
 				if !reflect.DeepEqual(ev.BlastRadius, want) {
 					t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
+				}
+				if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" { // example for docs/events.md
+					b, _ := json.Marshal(ev)
+					f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+					must(t, err)
+					defer f.Close()
+					_, _ = f.Write(append(b, '\n'))
 				}
 				return
 			}

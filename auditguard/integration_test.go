@@ -381,7 +381,11 @@ func TestGuardAgainstVault(t *testing.T) {
 				lines = append(lines, string(b))
 			}
 		}
-		must(t, os.WriteFile(out, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		must(t, err)
+		defer f.Close()
+		_, err = f.WriteString(strings.Join(lines, "\n") + "\n")
+		must(t, err)
 	}
 }
 

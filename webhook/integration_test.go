@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -472,6 +473,28 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		want := `credchain.io/enforcement=warn, would deny: deployment staging/order-service: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace staging`
 		if len(got) != 1 || !strings.HasPrefix(got[0], want) {
 			t.Fatalf("warnings = %q, want one starting %q", got, want)
+		}
+	})
+
+	t.Run("the warning is one admission.warned event", func(t *testing.T) {
+		eventually(t, 5*time.Second, func() error {
+			got := rec.ofType(events.AdmissionWarned)
+			if len(got) != 1 || got[0].Workload.Namespace != "staging" || got[0].Reason != string(webhook.ReasonUnmanaged) {
+				return fmt.Errorf("admission.warned events = %+v", got)
+			}
+			return nil
+		})
+		// CREDCHAIN_EVENTS_OUT collects one real event per type for docs/events.md.
+		if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
+			f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, typ := range []string{events.AdmissionDenied, events.AdmissionWarned} {
+				b, _ := json.Marshal(rec.ofType(typ)[0])
+				_, _ = f.Write(append(b, '\n'))
+			}
 		}
 	})
 

@@ -1,0 +1,78 @@
+package auditguard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+)
+
+// failingVault refuses policy writes, as a Vault would with a guard token missing "update".
+type failingVault struct{ memVault }
+
+func (f *failingVault) WritePolicy(context.Context, string, string, string) error {
+	return errors.New("Error making API request. Code: 403. Errors: * permission denied")
+}
+
+// TestRestoreFailedIsReported: a restore Vault refuses becomes policy.restore_failed with the error
+// and the roles, and the failure is counted; nothing is retried in a loop.
+func TestRestoreFailedIsReported(t *testing.T) {
+	t.Parallel()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	v := &failingVault{memVault{policies: map[string]string{"eso-order-service": orderServicePolicyForTest},
+		roles: map[string][]string{"external-secrets-operator": {"eso-order-service"}}}}
+	var mu sync.Mutex
+	var got []Event
+	n := NotifierFunc(func(_ context.Context, e Event) error { mu.Lock(); got = append(got, e); mu.Unlock(); return nil })
+	g := NewGuard(v, store, n, nil, testr.New(t), WithVaultAddr("http://vault.vault:8200"), WithCluster("prod-eu"))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = g.Run(ctx) }()
+	for !g.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	delete(v.policies, "eso-order-service")
+	g.Ingest([]byte(deleteEntry))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		k := len(got)
+		mu.Unlock()
+		if k > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("events = %+v, want one", got)
+	}
+	e := got[0]
+	if e.Type != EventPolicyRestoreFailed || e.Policy != "eso-order-service" || !strings.Contains(e.Error, "permission denied") ||
+		len(e.Roles) != 1 || e.Roles[0].Name != "external-secrets-operator" || e.Actor.DisplayName != "userpass-cleanup-bot" ||
+		e.Cluster != "prod-eu" || !strings.Contains(e.Message, "could NOT be restored") {
+		t.Errorf("event = %+v", e)
+	}
+	if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
+		b, _ := json.Marshal(e)
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		_, _ = f.Write(append(b, '\n'))
+	}
+}
+
+const orderServicePolicyForTest = `path "registry-creds/data/order-service" { capabilities = ["read"] }`
