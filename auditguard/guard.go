@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // queued is one relevant line with its arrival time (restore latency is measured from it).
@@ -444,6 +446,7 @@ func (g *Guard) updateIndexMetrics() {
 
 func (g *Guard) emit(ctx context.Context, e Event) {
 	e.APIVersion, e.Time, e.Vault, e.Cluster = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr, g.opts.cluster
+	e.ID = events.NewID()
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
 		br, err := b.For(ctx, e.Roles)
 		if err != nil {

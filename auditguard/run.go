@@ -133,21 +133,6 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
 		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()), WithCluster(cfg.NATS.Cluster))
 
-	if cfg.Kube != "" {
-		rc, err := kubeConfig(cfg.Kube)
-		if err != nil {
-			return err
-		}
-		// Sync in the background: the audit sockets must accept Vault's connections right away.
-		go func() {
-			b, err := NewBlast(ctx, rc, log.WithName("blast"))
-			if err != nil {
-				log.Error(err, "blast radius unavailable; events will name only the Vault roles")
-				return
-			}
-			g.SetBlast(b)
-		}()
-	}
 	var sources []Sink
 	for _, spec := range cfg.Listen {
 		l, err := Listen(spec)
@@ -164,6 +149,24 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(sources)+2)
+	if cfg.Kube != "" {
+		rc, err := kubeConfig(cfg.Kube)
+		if err != nil {
+			return err
+		}
+		// Sync in the background: the audit sockets must accept Vault's connections right away.
+		wg.Go(func() {
+			b, err := NewBlast(ctx, rc, log.WithName("blast"))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Error(err, "blast radius unavailable; events will name only the Vault roles")
+				return
+			}
+			g.SetBlast(b)
+		})
+	}
 	if dispatcher != nil {
 		wg.Go(func() { dispatcher.Run(ctx) })
 	}

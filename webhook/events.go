@@ -98,7 +98,7 @@ func WithEvents(em *EventEmitter, next admission.Handler) admission.Handler {
 			return resp
 		}
 		em.emit(events.Event{
-			APIVersion: events.APIVersion, Type: typ, Time: time.Now().UTC(), Reason: string(rh.r), Message: msg,
+			APIVersion: events.APIVersion, ID: events.NewID(), Type: typ, Time: time.Now().UTC(), Reason: string(rh.r), Message: msg,
 			Workload: &events.ObjectRef{Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name},
 			Actor:    &events.Actor{DisplayName: req.UserInfo.Username, Operation: strings.ToLower(string(req.Operation))},
 			Cluster:  em.Cluster,

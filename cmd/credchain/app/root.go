@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -45,6 +46,8 @@ func DefaultRunners() Runners {
 	}
 }
 
+var globalLoggerOnce sync.Once
+
 // NewRootCommand builds `credchain` and its subcommands.
 func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	var verbosity int
@@ -58,8 +61,11 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	newLogger := func() logr.Logger {
 		h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)})
 		l := logr.FromSlogHandler(h)
-		ctrl.SetLogger(l)
-		klog.SetLogger(l)
+		// controller-runtime's and klog's loggers are process globals: set them once.
+		globalLoggerOnce.Do(func() {
+			ctrl.SetLogger(l)
+			klog.SetLogger(l)
+		})
 		return l
 	}
 	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
