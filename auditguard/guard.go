@@ -462,7 +462,7 @@ func (g *Guard) emit(ctx context.Context, e Event) {
 }
 
 func actorOf(e *Entry) *Actor {
-	return &Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress,
+	return &Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress, Metadata: e.Auth.Metadata,
 		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path}
 }
 

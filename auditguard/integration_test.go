@@ -248,7 +248,8 @@ func TestGuardAgainstVault(t *testing.T) {
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
 		window := e.waitPolicy(t, "eso-order-service", orderServicePolicy)
 		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
-		if ev.Actor == nil || ev.Actor.DisplayName != "userpass-cleanup-bot" || ev.Actor.EntityID == "" || ev.Actor.RemoteAddress != "127.0.0.1" {
+		if ev.Actor == nil || ev.Actor.DisplayName != "userpass-cleanup-bot" || ev.Actor.EntityID == "" || ev.Actor.RemoteAddress != "127.0.0.1" ||
+			ev.Actor.Metadata["username"] != "cleanup-bot" {
 			t.Errorf("actor = %+v", ev.Actor)
 		}
 		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {

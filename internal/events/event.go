@@ -72,9 +72,12 @@ type Actor struct {
 	DisplayName   string `json:"displayName,omitempty"`
 	EntityID      string `json:"entityId,omitempty"`
 	RemoteAddress string `json:"remoteAddress,omitempty"`
-	RequestID     string `json:"requestId,omitempty"`
-	Operation     string `json:"operation,omitempty"`
-	Path          string `json:"path,omitempty"`
+	// Metadata is the token's auth metadata as Vault logs it in plain text (e.g. username for
+	// userpass; role, service_account_name and service_account_namespace for kubernetes).
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	RequestID string            `json:"requestId,omitempty"`
+	Operation string            `json:"operation,omitempty"`
+	Path      string            `json:"path,omitempty"`
 }
 
 // RoleRef is one Kubernetes auth role.
