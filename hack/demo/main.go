@@ -143,6 +143,7 @@ func run(ctx context.Context, credchain, manifests string) error {
 		narrate    string
 	}{
 		{args: []string{"create", "namespace", "prod"}},
+		{stdin: storeYAML, args: []string{"apply", "-f", "-"}},
 		{stdin: externalSecretYAML, args: []string{"apply", "-f", "-"}},
 		{narrate: "Someone deletes Vault policy eso-order-service. ESO's next refresh gets 403 and marks the ExternalSecret " +
 			"not synced (here we write the status ESO writes; the e2e runs the real ESO against a real Vault)"},
@@ -182,7 +183,7 @@ func run(ctx context.Context, credchain, manifests string) error {
 		}
 	}
 	say("credchain said at apply time what Kubernetes would only have shown as ImagePullBackOff")
-	if err := runGuard(ctx, credchain, manifests, dir); err != nil {
+	if err := runGuard(ctx, credchain, manifests, dir, d.kubeconfig); err != nil {
 		return err
 	}
 	say("Done: the webhook stops the broken rollout; the audit guard undoes the delete that broke it")
@@ -221,6 +222,23 @@ func waitReady(ctx context.Context, url string) error {
 	}
 	return errors.New("timeout after 60s")
 }
+
+const storeYAML = `apiVersion: external-secrets.io/v1
+kind: ClusterSecretStore
+metadata:
+  name: vault
+spec:
+  provider:
+    vault:
+      server: http://vault.vault:8200
+      path: registry-creds
+      version: v2
+      auth:
+        kubernetes:
+          mountPath: kubernetes
+          role: external-secrets-operator
+          serviceAccountRef: {name: external-secrets, namespace: external-secrets}
+`
 
 const externalSecretYAML = `apiVersion: external-secrets.io/v1
 kind: ExternalSecret

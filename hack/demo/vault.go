@@ -45,7 +45,7 @@ path "registry-creds/data/order-service" {
 `
 
 // runGuard is the second half of the demo: the root cause (the policy delete) undone by the guard.
-func runGuard(ctx context.Context, credchain, manifests, dir string) error {
+func runGuard(ctx context.Context, credchain, manifests, dir, kubeconfig string) error {
 	bin, err := testenv.VaultBin()
 	if err != nil {
 		return fmt.Errorf("%w (run `make testbin`)", err)
@@ -82,7 +82,7 @@ func runGuard(ctx context.Context, credchain, manifests, dir string) error {
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := exec.CommandContext(gctx, credchain, "auditguard", "--listen", "tcp://"+listen, "--state-dir", filepath.Join(dir, "guard-state"),
-		"--health-addr", health, "--metrics-addr", "0")
+		"--health-addr", health, "--metrics-addr", "0", "--kube", kubeconfig, "--cluster", "demo")
 	g.Env = append(os.Environ(), "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+strings.TrimSpace(tok))
 	logPath := filepath.Join(dir, "auditguard.log")
 	logf, err := os.Create(logPath)
@@ -108,7 +108,7 @@ func runGuard(ctx context.Context, credchain, manifests, dir string) error {
 	if _, err := vaultCLI(v, root, "", "policy", "delete", "eso-order-service"); err != nil {
 		return err
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	say("A moment later the policy is back, with the same body")
 	out, err := vaultCLI(v, root, "", "policy", "read", "eso-order-service")
 	if err != nil {
@@ -139,11 +139,26 @@ func findEvent(path, typ string) (string, error) {
 		var l struct {
 			Type  string `json:"type"`
 			Event struct {
-				Message string `json:"message"`
+				Message     string `json:"message"`
+				BlastRadius *struct {
+					Stores, ExternalSecrets, Secrets, Workloads []struct{ Kind, Namespace, Name string }
+				} `json:"blastRadius"`
 			} `json:"event"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Type == typ {
-			return l.Event.Message + "\n", nil
+			out := l.Event.Message + "\n"
+			if br := l.Event.BlastRadius; br != nil {
+				out += "blast radius (what this delete would have broken):\n"
+				for _, g := range []struct {
+					what string
+					refs []struct{ Kind, Namespace, Name string }
+				}{{"store", br.Stores}, {"ExternalSecret", br.ExternalSecrets}, {"Secret", br.Secrets}, {"workload", br.Workloads}} {
+					for _, r := range g.refs {
+						out += fmt.Sprintf("  %-15s %s %s\n", g.what+":", r.Kind, strings.TrimPrefix(r.Namespace+"/"+r.Name, "/"))
+					}
+				}
+			}
+			return out, nil
 		}
 	}
 	return "", fmt.Errorf("no %s event in %s", typ, path)
