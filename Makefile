@@ -37,7 +37,8 @@ bench:
 ## fuzz: run each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./webhook -run '^$$' -fuzz FuzzExtractPodRefs -fuzztime $(FUZZTIME)
+	for t in FuzzExtractPodRefs FuzzExtractFastMatchesStdlib; do $(GO) test ./webhook -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
+	for t in FuzzEntry FuzzReadLines FuzzDecodeEntryMatchesStdlib; do $(GO) test ./auditguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 clean:
 	rm -rf $(BIN)
