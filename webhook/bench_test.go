@@ -33,6 +33,8 @@ import (
 	"k8s.io/utils/ptr"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // benchCluster fills real client-go indexers (the same stores and index functions the informers
@@ -161,8 +163,8 @@ func BenchmarkDecideBaseline(b *testing.B) {
 }
 
 // BenchmarkAdmissionHTTPS drives the real controller-runtime webhook server over TLS with the same
-// AdmissionReview corpus against two paths: credchain's handler (with its metrics decorator, 10,000
-// ExternalSecrets cached) and a no-op handler that always allows. Rounds alternate between the two
+// AdmissionReview corpus against two paths: credchain's handler (with its events and metrics
+// decorators, 10,000 ExternalSecrets cached) and a no-op handler that always allows. Rounds alternate between the two
 // so machine noise hits both; it reports each one's p99 and throughput and the p99 ratio.
 func BenchmarkAdmissionHTTPS(b *testing.B) {
 	const (
@@ -181,7 +183,9 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 	certDir, pool := selfSigned(b)
 	port := freePort(b)
 	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})
-	srv.Register("/validate", &admission.Webhook{Handler: WithMetrics(NewMetrics(nil), h)})
+	// The production decorator chain: events outside metrics outside the handler.
+	em := &EventEmitter{Notifier: events.NotifierFunc(func(context.Context, events.Event) error { return nil })}
+	srv.Register("/validate", &admission.Webhook{Handler: WithEvents(em, WithMetrics(NewMetrics(nil), h))})
 	srv.Register("/noop", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Allowed("")
 	})})
