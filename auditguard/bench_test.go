@@ -162,6 +162,10 @@ func (m *memVault) ReadPolicy(_ context.Context, _, name string) (string, bool, 
 	return p, ok, nil
 }
 
+func (m *memVault) EntityAuthMounts(context.Context, string, string) ([]string, error) {
+	return []string{"auth/userpass/"}, nil
+}
+
 func (m *memVault) WritePolicy(_ context.Context, _, name, body string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

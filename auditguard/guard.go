@@ -220,33 +220,42 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		}
 	case KindAudit:
 		if !failed && op == "delete" {
-			g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actorOf(e),
+			actor := g.actor(ctx, e)
+			g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actor,
 				Action: "none", Message: fmt.Sprintf("audit device %q was disabled by %s: if it fed credchain, policy deletes are no longer seen (reconcile still runs every %s)",
-					name, actorOf(e).String(), g.opts.reconcileInterval)})
+					name, actor, g.opts.reconcileInterval)})
 		}
 	}
 }
 
 func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, arrived time.Time) {
-	actor := actorOf(e)
 	roles := g.index.RolesFor(ns, name)
-	if len(roles) == 0 {
-		g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
-			Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
+	if len(roles) > 0 {
+		g.restore(ctx, ns, name, roles, arrived, e)
 		return
 	}
-	g.restore(ctx, ns, name, roles, actor, arrived)
+	actor := g.actor(ctx, e)
+	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
+		Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
 }
 
-// restore writes the last snapshot back. actor is nil when found by reconcile.
-func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, arrived time.Time) {
+// restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile found the
+// policy missing. The actor's details are looked up only after the write: the ESO login can't wait.
+func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, arrived time.Time, e *Entry) {
+	var actor *Actor
 	snap, err := g.store.GetSnapshot(ns, name)
 	if err != nil {
+		if e != nil {
+			actor = g.actor(ctx, e)
+		}
 		g.danglingEvent(ctx, ns, name, roles, actor, err)
 		return
 	}
 	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
 	latency := time.Since(arrived)
+	if e != nil {
+		actor = g.actor(ctx, e)
+	}
 	who := "reconcile (deleted while the guard was not watching)"
 	if actor != nil {
 		who = actor.String()
@@ -319,7 +328,7 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 		}
 		if _, err := g.store.GetSnapshot(ns, p); err == nil {
 			// Deleted earlier while unreferenced; the new reference makes it worth restoring.
-			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), nil, time.Now())
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
 			continue
 		}
 		g.danglingEvent(ctx, ns, p, g.index.RolesFor(ns, p), nil, ErrNoSnapshot)
@@ -415,7 +424,7 @@ func (g *Guard) reconcile(ctx context.Context) {
 			if p == "default" || slices.Contains(existing, p) {
 				continue
 			}
-			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), nil, time.Now())
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
 		}
 	}
 	g.metrics.Reconciles.Inc()
@@ -459,6 +468,20 @@ func (g *Guard) emit(ctx context.Context, e Event) {
 	if err := g.notify.Notify(ctx, e); err != nil {
 		g.log.Error(err, "notifying", "type", e.Type)
 	}
+}
+
+// actor is actorOf plus the actor's auth mount, looked up from its entity (best effort: the event
+// goes out without it when the lookup fails).
+func (g *Guard) actor(ctx context.Context, e *Entry) *Actor {
+	a := actorOf(e)
+	if a.EntityID != "" {
+		mounts, err := g.vault.EntityAuthMounts(ctx, e.Request.Namespace.NSPath(), a.EntityID)
+		if err != nil {
+			g.log.V(1).Info("looking up the actor's auth mount", "error", err.Error())
+		}
+		a.AuthMount = strings.Join(mounts, ",")
+	}
+	return a
 }
 
 func actorOf(e *Entry) *Actor {

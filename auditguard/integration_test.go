@@ -249,7 +249,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		window := e.waitPolicy(t, "eso-order-service", orderServicePolicy)
 		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
 		if ev.Actor == nil || ev.Actor.DisplayName != "userpass-cleanup-bot" || ev.Actor.EntityID == "" || ev.Actor.RemoteAddress != "127.0.0.1" ||
-			ev.Actor.Metadata["username"] != "cleanup-bot" {
+			ev.Actor.Metadata["username"] != "cleanup-bot" || ev.Actor.AuthMount != "auth/userpass/" {
 			t.Errorf("actor = %+v", ev.Actor)
 		}
 		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {

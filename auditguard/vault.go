@@ -19,6 +19,9 @@ type VaultAPI interface {
 	// ReadPolicy returns a policy's body; found is false when it does not exist.
 	ReadPolicy(ctx context.Context, ns, name string) (body string, found bool, err error)
 	WritePolicy(ctx context.Context, ns, name, body string) error
+	// EntityAuthMounts returns the auth mount paths of an identity entity's aliases (how the actor
+	// logs in), e.g. "auth/userpass/".
+	EntityAuthMounts(ctx context.Context, ns, entityID string) ([]string, error)
 }
 
 // Vault implements VaultAPI with the official client.
@@ -117,4 +120,24 @@ func stringList(v any) []string {
 		return strings.Split(l, ",")
 	}
 	return nil
+}
+
+// EntityAuthMounts implements VaultAPI.
+func (v *Vault) EntityAuthMounts(ctx context.Context, ns, entityID string) ([]string, error) {
+	s, err := v.c(ns).Logical().ReadWithContext(ctx, "identity/entity/id/"+entityID)
+	if err != nil {
+		return nil, fmt.Errorf("reading entity %s: %w", entityID, err)
+	}
+	if s == nil {
+		return nil, nil
+	}
+	aliases, _ := s.Data["aliases"].([]any)
+	var out []string
+	for _, a := range aliases {
+		m, _ := a.(map[string]any)
+		if p, ok := m["mount_path"].(string); ok && p != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

@@ -72,6 +72,9 @@ type Actor struct {
 	DisplayName   string `json:"displayName,omitempty"`
 	EntityID      string `json:"entityId,omitempty"`
 	RemoteAddress string `json:"remoteAddress,omitempty"`
+	// AuthMount is how the actor logs in: the auth mount path(s) of its identity entity's aliases
+	// (e.g. "auth/userpass/"); empty for tokens without an entity, such as root tokens.
+	AuthMount string `json:"authMount,omitempty"`
 	// Metadata is the token's auth metadata as Vault logs it in plain text (e.g. username for
 	// userpass; role, service_account_name and service_account_namespace for kubernetes).
 	Metadata  map[string]string `json:"metadata,omitempty"`

@@ -21,3 +21,8 @@ path "sys/policies/acl" {
 path "sys/policies/acl/*" {
   capabilities = ["read", "create", "update"]
 }
+
+# Name how an actor logs in (its entity's auth mounts) in events.
+path "identity/entity/id/*" {
+  capabilities = ["read"]
+}
