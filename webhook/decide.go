@@ -97,11 +97,14 @@ type Decider struct {
 func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision {
 	dec := Decision{Reason: ReasonNoPullSecrets}
 	for i, name := range refs.ImagePullSecrets {
+		if name == "" {
+			continue // the kubelet ignores an empty reference; nothing can be pulled with it
+		}
 		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, now)
 	}
 	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
 	for i, name := range saSecrets {
-		if contains(refs.ImagePullSecrets, name) {
+		if name == "" || contains(refs.ImagePullSecrets, name) {
 			continue // already checked (and reported) under the pod spec's own field
 		}
 		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, now)
@@ -152,12 +155,17 @@ func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) 
 	es := owners[0]
 	ready := es.Ready()
 	switch {
-	case ready == nil:
+	case ready == nil || ready.Status == "Unknown":
+		// No verdict from ESO yet (no condition, or Unknown while a sync is in flight): give it the
+		// grace period, counted from creation (or from when the condition became Unknown).
 		path, via := r.path(), r.via()
 		age := now.Sub(es.CreationTimestamp.Time)
+		if ready != nil && !ready.LastTransitionTime.IsZero() {
+			age = now.Sub(ready.LastTransitionTime.Time)
+		}
 		if age < d.Policy.GracePeriod {
 			dec.warn(ReasonPendingGrace, fmt.Sprintf(
-				"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (created %s ago, grace period %s); pods may fail to pull until it does",
+				"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (no Ready verdict for %s, grace period %s); pods may fail to pull until it does",
 				path, via, secret, ns, es.Name, age.Round(time.Second), d.Policy.GracePeriod))
 			return
 		}

@@ -99,13 +99,28 @@ func TestDecide(t *testing.T) {
 			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {young}},
 			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason:   ReasonPendingGrace,
-			warnings: []string{`has not synced yet (created 30s ago, grace period 2m0s)`},
+			warnings: []string{`has not synced yet (no Ready verdict for 30s, grace period 2m0s)`},
 		},
 		"no ready condition after grace is denied": {
 			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {old}},
 			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason:  ReasonPending,
 			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which has reported no Ready condition since it was created at 2026-11-27T10:20:00Z (grace period 2m0s); check that External Secrets Operator is running and the store "vault" is valid: kubectl describe externalsecret order-service-regcred -n prod`},
+		},
+		"Ready=Unknown within grace warns": {
+			es: map[string][]*ExternalSecret{"prod/regcred-order-service": {func() *ExternalSecret {
+				e := newES("order-service-regcred", "regcred-order-service", day, readyCond("Unknown", "", ""))
+				e.Status.Conditions[0].LastTransitionTime = metav1.NewTime(testNow.Add(-time.Minute))
+				return e
+			}()}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonPendingGrace,
+			warnings: []string{`has not synced yet (no Ready verdict for 1m0s, grace period 2m0s)`},
+		},
+		"empty references are ignored": {
+			sa:     map[string][]string{"prod/default": {""}},
+			refs:   PodRefs{SpecPath: "spec", ImagePullSecrets: []string{""}, ServiceAccountName: "default"},
+			reason: ReasonNoPullSecrets,
 		},
 		"unmanaged is denied by default": {
 			refs:    PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
