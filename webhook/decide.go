@@ -169,10 +169,13 @@ func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) 
 				path, via, secret, ns, es.Name, age.Round(time.Second), d.Policy.GracePeriod))
 			return
 		}
+		state := "has reported no Ready condition since it was created at " + es.CreationTimestamp.UTC().Format(time.RFC3339)
+		if ready != nil {
+			state = "has been Ready=Unknown since " + now.Add(-age).UTC().Format(time.RFC3339)
+		}
 		dec.deny(ReasonPending, field.Forbidden(path, fmt.Sprintf(
-			"%ssecret %q comes from ExternalSecret %s/%s, which has reported no Ready condition since it was created at %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
-			via, secret, ns, es.Name, es.CreationTimestamp.UTC().Format(time.RFC3339), d.Policy.GracePeriod,
-			es.Spec.SecretStoreRef.Name, es.Name, ns)))
+			"%ssecret %q comes from ExternalSecret %s/%s, which %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
+			via, secret, ns, es.Name, state, d.Policy.GracePeriod, es.Spec.SecretStoreRef.Name, es.Name, ns)))
 	case ready.Status != "True":
 		path, via := r.path(), r.via()
 		detail := "Ready=" + ready.Status

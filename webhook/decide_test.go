@@ -117,6 +117,16 @@ func TestDecide(t *testing.T) {
 			reason:   ReasonPendingGrace,
 			warnings: []string{`has not synced yet (no Ready verdict for 1m0s, grace period 2m0s)`},
 		},
+		"Ready=Unknown after grace is denied": {
+			es: map[string][]*ExternalSecret{"prod/regcred-order-service": {func() *ExternalSecret {
+				e := newES("order-service-regcred", "regcred-order-service", day, readyCond("Unknown", "", ""))
+				e.Status.Conditions[0].LastTransitionTime = metav1.NewTime(testNow.Add(-10 * time.Minute))
+				return e
+			}()}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonPending,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which has been Ready=Unknown since 2026-11-27T10:20:00Z (grace period 2m0s); check that External Secrets Operator is running and the store "vault" is valid: kubectl describe externalsecret order-service-regcred -n prod`},
+		},
 		"empty references are ignored": {
 			sa:     map[string][]string{"prod/default": {""}},
 			refs:   PodRefs{SpecPath: "spec", ImagePullSecrets: []string{""}, ServiceAccountName: "default"},
