@@ -1,7 +1,6 @@
 package auditguard_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -157,7 +156,7 @@ func TestBlastRadius(t *testing.T) {
 		// The blast radius caches sync in the background; retry the delete until an event has them.
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			n := e.events.count()
+			n := e.events.Count()
 			must(t, e.root.Sys().DeletePolicy("eso-order-service"))
 			ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
 			if ev.BlastRadius != nil {
@@ -165,13 +164,7 @@ func TestBlastRadius(t *testing.T) {
 				if !reflect.DeepEqual(ev.BlastRadius, want) {
 					t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
 				}
-				if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" { // example for docs/events.md
-					b, _ := json.Marshal(ev)
-					f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-					must(t, err)
-					defer f.Close()
-					_, _ = f.Write(append(b, '\n'))
-				}
+				testenv.WriteExample(t, ev) // for docs/events.md
 				return
 			}
 			if time.Now().After(deadline) {

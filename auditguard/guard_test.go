@@ -2,15 +2,15 @@ package auditguard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
+
+	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // failingVault refuses policy writes, as a Vault would with a guard token missing "update".
@@ -31,10 +31,8 @@ func TestRestoreFailedIsReported(t *testing.T) {
 	defer store.Close()
 	v := &failingVault{memVault{policies: map[string]string{"eso-order-service": orderServicePolicyForTest},
 		roles: map[string][]string{"external-secrets-operator": {"eso-order-service"}}}}
-	var mu sync.Mutex
-	var got []Event
-	n := NotifierFunc(func(_ context.Context, e Event) error { mu.Lock(); got = append(got, e); mu.Unlock(); return nil })
-	g := NewGuard(v, store, n, nil, testr.New(t), WithVaultAddr("http://vault.vault:8200"), WithCluster("prod-eu"))
+	rec := &events.Recorder{}
+	g := NewGuard(v, store, rec, nil, testr.New(t), WithVaultAddr("http://vault.vault:8200"), WithCluster("prod-eu"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = g.Run(ctx) }()
@@ -44,17 +42,10 @@ func TestRestoreFailedIsReported(t *testing.T) {
 	delete(v.policies, "eso-order-service")
 	g.Ingest([]byte(deleteEntry))
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		k := len(got)
-		mu.Unlock()
-		if k > 0 || time.Now().After(deadline) {
-			break
-		}
+	for rec.Count() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := rec.All()
 	if len(got) != 1 {
 		t.Fatalf("events = %+v, want one", got)
 	}
@@ -64,15 +55,7 @@ func TestRestoreFailedIsReported(t *testing.T) {
 		e.Cluster != "prod-eu" || !strings.Contains(e.Message, "could NOT be restored") {
 		t.Errorf("event = %+v", e)
 	}
-	if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
-		b, _ := json.Marshal(e)
-		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		_, _ = f.Write(append(b, '\n'))
-	}
+	testenv.WriteExample(t, e) // for docs/events.md
 }
 
 const orderServicePolicyForTest = `path "registry-creds/data/order-service" { capabilities = ["read"] }`

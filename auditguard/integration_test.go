@@ -32,44 +32,23 @@ path "registry-creds/data/order-service" {
 }
 `
 
-// recorder collects events.
-type recorder struct {
-	mu     sync.Mutex
-	events []auditguard.Event
-}
-
-func (r *recorder) Notify(_ context.Context, e auditguard.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	return nil
-}
+// recorder collects the guard's events.
+type recorder struct{ events.Recorder }
 
 func (r *recorder) wait(t testing.TB, typ, policy string, after int) auditguard.Event {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		for _, e := range r.events[after:] {
+		for _, e := range r.All()[after:] {
 			if e.Type == typ && e.Policy == policy {
-				r.mu.Unlock()
 				return e
 			}
 		}
-		r.mu.Unlock()
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no %s event for %s; events: %+v", typ, policy, r.all())
+	t.Fatalf("no %s event for %s; events: %+v", typ, policy, r.All())
 	return auditguard.Event{}
 }
-
-func (r *recorder) all() []auditguard.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
-
-func (r *recorder) count() int { return len(r.all()) }
 
 type env struct {
 	v        *testenv.DevVault
@@ -244,7 +223,7 @@ func TestGuardAgainstVault(t *testing.T) {
 	bot.SetToken(secret.Auth.ClientToken)
 
 	t.Run("referenced policy deleted is restored with the same body", func(t *testing.T) {
-		n := e.events.count()
+		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
 		window := e.waitPolicy(t, "eso-order-service", orderServicePolicy)
 		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
@@ -271,7 +250,7 @@ func TestGuardAgainstVault(t *testing.T) {
 
 	t.Run("legacy sys/policy path and upper-case names", func(t *testing.T) {
 		for _, path := range []string{"sys/policy/eso-order-service", "sys/policies/acl/ESO-ORDER-SERVICE"} {
-			n := e.events.count()
+			n := e.events.Count()
 			_, err := bot.Logical().Delete(path)
 			must(t, err)
 			e.waitPolicy(t, "eso-order-service", orderServicePolicy)
@@ -280,7 +259,7 @@ func TestGuardAgainstVault(t *testing.T) {
 	})
 
 	t.Run("unreferenced policy stays deleted", func(t *testing.T) {
-		n := e.events.count()
+		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("old-team"))
 		ev := e.events.wait(t, auditguard.EventPolicyDeleted, "old-team", n)
 		if ev.Action != "recorded" || ev.Actor.DisplayName != "userpass-cleanup-bot" {
@@ -292,7 +271,7 @@ func TestGuardAgainstVault(t *testing.T) {
 	})
 
 	t.Run("a denied delete changes nothing and triggers nothing", func(t *testing.T) {
-		n := e.events.count()
+		n := e.events.Count()
 		guard := client(t, e.v.Addr, e.guardTok)
 		if err := guard.Sys().DeletePolicy("eso-payment-service"); err == nil {
 			t.Fatal("the guard's token could delete a policy")
@@ -301,7 +280,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		must(t, bot.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
 		must(t, bot.Sys().DeletePolicy("marker"))
 		e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
-		if got := e.events.all()[n:]; len(got) != 1 {
+		if got := e.events.All()[n:]; len(got) != 1 {
 			t.Errorf("events = %+v, want only the marker's", got)
 		}
 	})
@@ -312,7 +291,7 @@ func TestGuardAgainstVault(t *testing.T) {
 			"policies": "eso-payment-service", "ttl": "1h",
 		})
 		must(t, err)
-		n := e.events.count()
+		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
 		e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
 		if body := e.policy(t, "eso-order-service"); body != "" {
@@ -327,7 +306,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		if body := e.policy(t, "eso-payment-service"); body != "" {
 			t.Fatalf("still there: %q", body)
 		}
-		n := e.events.count()
+		n := e.events.Count()
 		e.startGuard(outer, false)
 		e.waitPolicy(t, "eso-payment-service", strings.ReplaceAll(orderServicePolicy, "order", "payment"))
 		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-payment-service", n)
@@ -337,7 +316,7 @@ func TestGuardAgainstVault(t *testing.T) {
 	})
 
 	t.Run("role referencing a missing policy without snapshot is a dangling reference", func(t *testing.T) {
-		n := e.events.count()
+		n := e.events.Count()
 		_, err := e.root.Logical().Write("auth/kubernetes/role/inventory", map[string]any{
 			"bound_service_account_names": "inventory", "bound_service_account_namespaces": "prod",
 			"token_policies": "eso-inventory-service", "ttl": "1h",
@@ -353,40 +332,30 @@ func TestGuardAgainstVault(t *testing.T) {
 	})
 
 	t.Run("disabling the audit device is reported", func(t *testing.T) {
-		n := e.events.count()
+		n := e.events.Count()
 		must(t, e.root.Sys().DisableAudit("file"))
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			var found bool
-			for _, ev := range e.events.all()[n:] {
+			for _, ev := range e.events.All()[n:] {
 				found = found || (ev.Type == auditguard.EventAuditDisabled && ev.Object == "sys/audit/file" && ev.Actor.DisplayName == "token" && ev.Actor.RemoteAddress == "127.0.0.1")
 			}
 			if found {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("no audit.device_disabled event: %+v", e.events.all()[n:])
+				t.Fatalf("no audit.device_disabled event: %+v", e.events.All()[n:])
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
-	// CREDCHAIN_EVENTS_OUT collects one real event per type for docs/events.md.
-	if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
-		seen := map[string]bool{}
-		var lines []string
-		for _, ev := range e.events.all() {
-			if !seen[ev.Type] {
-				seen[ev.Type] = true
-				b, err := json.Marshal(ev)
-				must(t, err)
-				lines = append(lines, string(b))
-			}
+	// One real event per type for docs/events.md (CREDCHAIN_EVENTS_OUT).
+	seen := map[string]bool{}
+	for _, ev := range e.events.All() {
+		if !seen[ev.Type] {
+			seen[ev.Type] = true
+			testenv.WriteExample(t, ev)
 		}
-		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		must(t, err)
-		defer f.Close()
-		_, err = f.WriteString(strings.Join(lines, "\n") + "\n")
-		must(t, err)
 	}
 }
 
@@ -406,7 +375,7 @@ func BenchmarkRestoreWindow(b *testing.B) {
 	for b.Loop() {
 		guardLat, clientLat = guardLat[:0], clientLat[:0]
 		for range deletes {
-			n := e.events.count()
+			n := e.events.Count()
 			must(b, sys.DeletePolicy("eso-order-service"))
 			deleted := time.Now()
 			for e.policy(b, "eso-order-service") != orderServicePolicy {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -276,33 +275,8 @@ const (
 	eso403 = "error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"
 )
 
-// eventRecorder collects the webhook's events.
-type eventRecorder struct {
-	mu     sync.Mutex
-	events []events.Event
-}
-
-func (r *eventRecorder) Notify(_ context.Context, e events.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	return nil
-}
-
-func (r *eventRecorder) ofType(typ string) []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []events.Event
-	for _, e := range r.events {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func TestWebhookAgainstAPIServer(t *testing.T) {
-	rec := &eventRecorder{}
+	rec := &events.Recorder{}
 	cl := startCluster(t, webhook.Config{Notifier: rec, Events: events.DeliveryConfig{NATS: events.NATSConfig{Cluster: "envtest"}}})
 	ctx := t.Context()
 	cl.namespace(t, "prod", nil)
@@ -355,7 +329,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	t.Run("the denial is one admission.denied event, however often it is retried", func(t *testing.T) {
 		var got []events.Event
 		eventually(t, 5*time.Second, func() error {
-			if got = rec.ofType(events.AdmissionDenied); len(got) == 0 {
+			if got = rec.OfType(events.AdmissionDenied); len(got) == 0 {
 				return fmt.Errorf("no admission.denied event")
 			}
 			return nil
@@ -478,24 +452,15 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("the warning is one admission.warned event", func(t *testing.T) {
 		eventually(t, 5*time.Second, func() error {
-			got := rec.ofType(events.AdmissionWarned)
+			got := rec.OfType(events.AdmissionWarned)
 			if len(got) != 1 || got[0].Workload.Namespace != "staging" || got[0].Reason != string(webhook.ReasonUnmanaged) {
 				return fmt.Errorf("admission.warned events = %+v", got)
 			}
 			return nil
 		})
-		// CREDCHAIN_EVENTS_OUT collects one real event per type for docs/events.md.
-		if out := os.Getenv("CREDCHAIN_EVENTS_OUT"); out != "" {
-			f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			for _, typ := range []string{events.AdmissionDenied, events.AdmissionWarned} {
-				b, _ := json.Marshal(rec.ofType(typ)[0])
-				_, _ = f.Write(append(b, '\n'))
-			}
-		}
+		// One real event per type for docs/events.md (CREDCHAIN_EVENTS_OUT).
+		testenv.WriteExample(t, rec.OfType(events.AdmissionDenied)[0])
+		testenv.WriteExample(t, rec.OfType(events.AdmissionWarned)[0])
 	})
 
 	t.Run("off namespace is not sent to the webhook", func(t *testing.T) {
