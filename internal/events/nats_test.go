@@ -156,7 +156,10 @@ func TestNATSOutageAndRestart(t *testing.T) {
 	for i := range 3 {
 		notify(g, i)
 	}
-	waitFor(t, "3 events in the stream", func() bool { return len(streamMessages(t, url)) == 3 })
+	// Acknowledged and removed from the outbox, so the outage below starts from a clean slate.
+	waitFor(t, "3 events in the stream", func() bool {
+		return len(streamMessages(t, url)) == 3 && g.d.workers[0].outbox.Len() == 0
+	})
 	got := streamMessages(t, url)[0]
 	if got.APIVersion != APIVersion || got.Type != PolicyRestored || got.Policy != "eso-svc-0" || got.Actor.DisplayName != "userpass-cleanup-bot" ||
 		len(got.Roles) != 1 || got.Roles[0].Name != "external-secrets-operator" {
