@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -121,6 +122,29 @@ func (r *Rotator) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// Bootstrap makes sure certificate files exist before the webhook server starts (its certwatcher
+// needs them): it issues the Secret if there is none — concurrent replicas are safe, the API
+// server lets one create win and the others read it — and writes the files.
+func (r *Rotator) Bootstrap(ctx context.Context) error {
+	for !r.Ready() {
+		if err := r.ensureSecret(ctx); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+			r.Log.Error(err, "issuing the first certificate; retrying")
+		}
+		if err := r.syncFiles(ctx); err != nil {
+			r.Log.Error(err, "writing certificate files; retrying")
+		}
+		if r.Ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.Config.CheckInterval):
+		}
+	}
+	return nil
 }
 
 // RunLeader renews the Secret when needed and keeps caBundle current, until ctx ends. Run it on
@@ -323,8 +347,17 @@ func newLeaf(now time.Time, lifetime time.Duration, dns []string, ca *x509.Certi
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
 	}
+	var names []string
+	var ips []net.IP
+	for _, n := range dns {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip) // an out-of-cluster URL clientConfig (tests, dev) names an IP
+		} else {
+			names = append(names, n)
+		}
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: dns[0]}, DNSNames: dns,
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: dns[0]}, DNSNames: names, IPAddresses: ips,
 		NotBefore: now.Add(-time.Minute), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

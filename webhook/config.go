@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	EventWindow time.Duration
 	// Notifier, when set (tests, embedding), receives the events instead of the configured delivery.
 	Notifier events.Notifier
+	// CertMode is "files" (tls.crt/tls.key provided in CertDir, e.g. by cert-manager) or "self"
+	// (credchain issues and rotates them, see package certs). Defaults to files.
+	CertMode string
+	// Certs configures self-managed certificates (CertMode self); its CertDir is CertDir.
+	Certs certs.Config
 	// ESOVersion pins the ExternalSecret API version (v1 or v1beta1); empty discovers it, preferring v1.
 	ESOVersion string
 }
@@ -79,6 +85,11 @@ func (c *Config) SetDefaults() {
 	if c.DefaultEnforcement == "" {
 		c.DefaultEnforcement = EnforcementEnforce
 	}
+	if c.CertMode == "" {
+		c.CertMode = "files"
+	}
+	c.Certs.CertDir = c.CertDir
+	c.Certs.SetDefaults()
 	if c.StateDir == "" {
 		c.StateDir = filepath.Join(os.TempDir(), "credchain-webhook")
 	}
@@ -123,6 +134,15 @@ func (c *Config) Validate() error {
 	}
 	if c.GracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--grace-period %s: must not be negative", c.GracePeriod))
+	}
+	switch c.CertMode {
+	case "files":
+	case "self":
+		if err := c.Certs.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--cert-mode %q: must be files or self", c.CertMode))
 	}
 	switch c.ESOVersion {
 	case "", "v1", "v1beta1":

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 	"github.com/credchain/credchain/webhook"
@@ -84,6 +86,16 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 
 	wio := env.WebhookInstallOptions
 	cfg.Host, cfg.Port, cfg.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	if cfg.CertMode == "self" {
+		// The certificate Secret and the leader-election Lease live in credchain-system.
+		c, err := client.New(restCfg, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "credchain-system"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg.HealthAddr = freeAddr(t)
 	cfg.MetricsAddr = "0"
 	cfg.SetDefaults()
@@ -530,4 +542,36 @@ func TestWebhookESOv1beta1(t *testing.T) {
 	eventually(t, 10*time.Second, func() error {
 		return cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service"))
 	})
+}
+
+// TestWebhookSelfManagedCerts runs the webhook with --cert-mode=self against the install's
+// ValidatingWebhookConfiguration: credchain issues its own CA and serving certificate, injects the
+// CA as caBundle, and the API server then reaches it over TLS — the Deployment is denied through it.
+func TestWebhookSelfManagedCerts(t *testing.T) {
+	cl := startCluster(t, webhook.Config{CertMode: "self", Certs: certs.Config{DNSNames: []string{"127.0.0.1"}, CheckInterval: 200 * time.Millisecond}})
+	ctx := t.Context()
+	cl.namespace(t, "prod", nil)
+	cl.externalSecret(t, "prod", "order-service-regcred", "regcred-order-service")
+	cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
+	eventually(t, 30*time.Second, func() error {
+		msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
+			return fmt.Errorf("message %q", msg)
+		}
+		return nil
+	})
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := cl.c.Get(ctx, types.NamespacedName{Name: "credchain"}, &vwc); err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: "credchain-system", Name: "credchain-webhook-tls"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(vwc.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"]) {
+		t.Error("the API server reached the webhook, but the caBundle is not credchain's CA")
+	}
 }

@@ -33,6 +33,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
 )
 
@@ -85,11 +86,29 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	}
 	AddToScheme(scheme, version)
 
+	var rotator *certs.Rotator
+	if cfg.CertMode == "self" {
+		// Uncached client: one Secret read per check interval, no cluster-wide Secret informer.
+		c, err := client.New(restCfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("creating client for certificates: %w", err)
+		}
+		rotator = &certs.Rotator{Config: cfg.Certs, Client: c, Log: logger.WithName("certs")}
+		if err := rotator.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("issuing the first serving certificate: %w", err)
+		}
+	}
 	mgr, err := manager.New(restCfg, manager.Options{
-		Scheme:                 scheme,
-		Logger:                 logger,
-		HealthProbeBindAddress: cfg.HealthAddr,
-		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		// With self-managed certificates only the leader renews them (a Lease in their namespace);
+		// everything else runs on every replica.
+		LeaderElection:                rotator != nil,
+		LeaderElectionID:              "credchain-webhook-certs",
+		LeaderElectionNamespace:       cfg.Certs.SecretNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Scheme:                        scheme,
+		Logger:                        logger,
+		HealthProbeBindAddress:        cfg.HealthAddr,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:    cfg.Host,
 			Port:    cfg.Port,
@@ -160,14 +179,14 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 				return err
 			}
 			defer closeSinks()
-			if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { d.Run(ctx); return nil })); err != nil {
+			if err := mgr.Add(everyReplica(func(ctx context.Context) error { d.Run(ctx); return nil })); err != nil {
 				return fmt.Errorf("internal error: adding event delivery: %w", err)
 			}
 			notifier = events.Multi{notifier, d}
 		}
 	}
 	emitter := &EventEmitter{Notifier: notifier, Window: cfg.EventWindow, Cluster: cfg.Events.NATS.Cluster, Log: logger.WithName("events")}
-	if err := mgr.Add(manager.RunnableFunc(emitter.Run)); err != nil {
+	if err := mgr.Add(everyReplica(emitter.Run)); err != nil {
 		return fmt.Errorf("internal error: adding event emitter: %w", err)
 	}
 	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h))})
@@ -186,7 +205,23 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	}); err != nil {
 		return fmt.Errorf("internal error: adding readyz: %w", err)
 	}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if rotator != nil {
+		if err := mgr.Add(manager.RunnableFunc(rotator.RunLeader)); err != nil { // leader only
+			return fmt.Errorf("internal error: adding certificate rotation: %w", err)
+		}
+		if err := mgr.Add(everyReplica(rotator.RunFiles)); err != nil {
+			return fmt.Errorf("internal error: adding certificate sync: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("certificates", func(*http.Request) error {
+			if !rotator.Ready() {
+				return fmt.Errorf("no valid serving certificate yet")
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("internal error: adding readyz: %w", err)
+		}
+	}
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			synced.Store(true)
 			logger.Info("informer caches synced", "externalSecretVersion", version)
@@ -263,3 +298,10 @@ func stripMeta(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// everyReplica marks a runnable as not needing leader election (controller-runtime's default for
+// runnables is to wait for it).
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }

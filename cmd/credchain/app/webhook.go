@@ -43,6 +43,15 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the event outbox (when NATS or Slack is configured)")
 	f.DurationVar(&cfg.EventWindow, "event-window", cfg.EventWindow, "report the same object denied for the same reason once per window")
 	addDeliveryFlags(f, &cfg.Events)
+	f.StringVar(&cfg.CertMode, "cert-mode", cfg.CertMode, "files: tls.crt/tls.key provided in --cert-dir (e.g. by cert-manager); self: credchain issues and rotates them")
+	f.StringVar(&cfg.Certs.SecretNamespace, "cert-secret-namespace", cfg.Certs.SecretNamespace, "--cert-mode=self: namespace of the certificate Secret and the leader-election Lease")
+	f.StringVar(&cfg.Certs.SecretName, "cert-secret-name", cfg.Certs.SecretName, "--cert-mode=self: the certificate Secret")
+	cfg.Certs.DNSNames, cfg.Certs.RenewBefore = nil, 0 // derived in SetDefaults from the namespace and lifetime
+	f.StringSliceVar(&cfg.Certs.DNSNames, "cert-dns-names", nil, "--cert-mode=self: serving certificate DNS names; IPs become IP SANs (default credchain-webhook.<secret namespace>.svc and .svc.cluster.local)")
+	f.StringVar(&cfg.Certs.WebhookConfigName, "cert-webhook-config", cfg.Certs.WebhookConfigName, "--cert-mode=self: ValidatingWebhookConfiguration whose caBundle is kept current")
+	f.DurationVar(&cfg.Certs.CALifetime, "ca-lifetime", cfg.Certs.CALifetime, "--cert-mode=self: CA lifetime")
+	f.DurationVar(&cfg.Certs.CertLifetime, "cert-lifetime", cfg.Certs.CertLifetime, "--cert-mode=self: serving certificate lifetime")
+	f.DurationVar(&cfg.Certs.RenewBefore, "cert-renew-before", 0, "--cert-mode=self: renew when less than this is left (default a third of --cert-lifetime)")
 	f.StringVar(&cfg.ESOVersion, "eso-version", "", "ExternalSecret API version, v1 or v1beta1 (default: discover, preferring v1)")
 	return cmd
 }

@@ -29,11 +29,20 @@ func TestWebhookCommand(t *testing.T) {
 				c.Port, c.Host, c.CertDir, c.HealthAddr, c.MetricsAddr, c.Kubeconfig = 10250, "127.0.0.1", "/certs", ":9000", "0", "/kc"
 				c.UnmanagedSecrets, c.GracePeriod, c.StaleFactor, c.DefaultEnforcement = webhook.UnmanagedWarn, 5*time.Minute, -1, webhook.EnforcementWarn
 				c.ExemptNamespaces, c.ESOVersion = []string{"a", "b"}, "v1beta1"
+				c.Certs.CertDir = "/certs" // follows --cert-dir
+			},
+		},
+		"self-managed certificates derive their defaults": {
+			args: []string{"--cert-mode", "self", "--cert-secret-namespace", "platform", "--cert-lifetime", "1h"},
+			want: func(c *webhook.Config) {
+				c.CertMode = "self"
+				c.Certs.SecretNamespace, c.Certs.CertLifetime, c.Certs.RenewBefore = "platform", time.Hour, 20*time.Minute
+				c.Certs.DNSNames = []string{"credchain-webhook.platform.svc", "credchain-webhook.platform.svc.cluster.local"}
 			},
 		},
 		"every error at once": {
-			args:    []string{"--port", "70000", "--unmanaged-secrets", "maybe", "--default-enforcement", "strict", "--grace-period", "-1s", "--eso-version", "v2"},
-			wantErr: "invalid configuration: --port 70000: must be 1-65535\n--unmanaged-secrets \"maybe\": must be deny, warn or allow\n--default-enforcement \"strict\": must be enforce, warn or off\n--grace-period -1s: must not be negative\n--eso-version \"v2\": must be v1, v1beta1 or empty (discover)",
+			args:    []string{"--port", "70000", "--unmanaged-secrets", "maybe", "--default-enforcement", "strict", "--grace-period", "-1s", "--eso-version", "v2", "--cert-mode", "self", "--cert-lifetime", "1h", "--cert-renew-before", "2h"},
+			wantErr: "invalid configuration: --port 70000: must be 1-65535\n--unmanaged-secrets \"maybe\": must be deny, warn or allow\n--default-enforcement \"strict\": must be enforce, warn or off\n--grace-period -1s: must not be negative\n--cert-renew-before 2h0m0s must be shorter than --cert-lifetime 1h0m0s\n--eso-version \"v2\": must be v1, v1beta1 or empty (discover)",
 		},
 	}
 	for name, tc := range tests {
