@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit testbin demo bench fuzz vet clean
+.PHONY: all build test unit testbin demo bench fuzz vet clean image
 
 all: build
 
@@ -39,6 +39,11 @@ FUZZTIME ?= 30s
 fuzz:
 	for t in FuzzExtractPodRefs FuzzExtractFastMatchesStdlib; do $(GO) test ./webhook -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for t in FuzzEntry FuzzReadLines FuzzDecodeEntryMatchesStdlib; do $(GO) test ./auditguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+## image: the container image (needs a Docker engine; these machines have none).
+IMAGE ?= ghcr.io/credchain/credchain:dev
+image:
+	docker build -f hack/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(BIN)
