@@ -1,0 +1,150 @@
+package auditguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Keeping the index and snapshots current (role changes, full resyncs) and repairing what the
+// stream missed (reconcile).
+
+func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
+	mount, role, _ := strings.Cut(ref, "/")
+	if !g.isKubernetesMount(ctx, ns, mount) {
+		return
+	}
+	if op == "delete" {
+		g.index.DeleteRole(ns, mount, role)
+		g.updateIndexMetrics()
+		return
+	}
+	pols, found, err := g.vault.RolePolicies(ctx, ns, mount, role)
+	if err != nil {
+		g.log.Error(err, "re-reading role after a write", "mount", mount, "role", role)
+		return
+	}
+	if !found {
+		g.index.DeleteRole(ns, mount, role)
+		g.updateIndexMetrics()
+		return
+	}
+	g.index.SetRole(ns, mount, role, pols)
+	g.updateIndexMetrics()
+	// A role written with a policy that doesn't exist: the login succeeds and silently lacks access.
+	existing, err := g.vault.ListPolicies(ctx, ns)
+	if err != nil {
+		g.log.Error(err, "listing policies after a role write")
+		return
+	}
+	for _, p := range pols {
+		p = strings.ToLower(p)
+		if p == "default" || slices.Contains(existing, p) {
+			continue
+		}
+		if _, err := g.store.GetSnapshot(ns, p); err == nil {
+			// Deleted earlier while unreferenced; the new reference makes it worth restoring.
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
+			continue
+		}
+		g.danglingEvent(ctx, ns, p, g.index.RolesFor(ns, p), nil, ErrNoSnapshot)
+	}
+}
+
+func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
+	mounts, err := g.vault.KubernetesMounts(ctx, ns)
+	if err != nil {
+		g.log.Error(err, "listing auth mounts")
+		return false
+	}
+	return slices.Contains(mounts, mount)
+}
+
+// snapshot re-reads one policy and stores its body.
+func (g *Guard) snapshot(ctx context.Context, ns, name, source string, writer *Actor) {
+	body, found, err := g.vault.ReadPolicy(ctx, ns, name)
+	if err != nil {
+		g.log.Error(err, "re-reading policy after a write", "policy", name)
+		return
+	}
+	if !found {
+		return
+	}
+	if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: body,
+		Meta: SnapshotMeta{ReadAt: time.Now().UTC(), Source: source, Writer: writer}}); err != nil {
+		g.log.Error(err, "storing policy snapshot", "policy", name)
+	}
+}
+
+// resync rebuilds the index and refreshes every policy snapshot from the API.
+func (g *Guard) resync(ctx context.Context, source string) error {
+	var errs []error
+	for _, ns := range g.seenNamespaces() {
+		mounts, err := g.vault.KubernetesMounts(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		roles := map[RoleRef][]string{}
+		failed := false
+		for _, m := range mounts {
+			names, err := g.vault.ListRoles(ctx, ns, m)
+			if err != nil {
+				errs, failed = append(errs, err), true
+				continue
+			}
+			for _, r := range names {
+				pols, found, err := g.vault.RolePolicies(ctx, ns, m, r)
+				if err != nil {
+					errs, failed = append(errs, err), true
+					continue
+				}
+				if found {
+					roles[RoleRef{Mount: m, Name: r}] = pols
+				}
+			}
+		}
+		if !failed { // never replace a good index with a partial one
+			g.index.Replace(ns, roles)
+		}
+		pols, err := g.vault.ListPolicies(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range pols {
+			if p == "root" {
+				continue
+			}
+			g.snapshot(ctx, ns, p, source, nil)
+		}
+	}
+	g.updateIndexMetrics()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	g.metrics.LastResync.SetToCurrentTime()
+	return nil
+}
+
+// reconcile restores every referenced policy missing from Vault: deletes made while the guard was
+// down, while the audit device was off, or whose entries were dropped.
+func (g *Guard) reconcile(ctx context.Context) {
+	for _, ns := range g.seenNamespaces() {
+		existing, err := g.vault.ListPolicies(ctx, ns)
+		if err != nil {
+			g.log.Error(err, "reconcile: listing policies")
+			continue
+		}
+		for _, p := range g.index.Referenced(ns) {
+			if p == "default" || slices.Contains(existing, p) {
+				continue
+			}
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
+		}
+	}
+	g.metrics.Reconciles.Inc()
+}

@@ -1,0 +1,75 @@
+package auditguard
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// What happens when a policy is deleted: restore it from its snapshot when a role references it,
+// record it otherwise, and report what cannot be restored.
+
+func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, arrived time.Time) {
+	roles := g.index.RolesFor(ns, name)
+	if len(roles) > 0 {
+		g.restore(ctx, ns, name, roles, arrived, e)
+		return
+	}
+	actor := g.actor(ctx, e)
+	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
+		Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
+}
+
+// restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile found the
+// policy missing. The actor's details are looked up only after the write: the ESO login can't wait.
+func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, arrived time.Time, e *Entry) {
+	var actor *Actor
+	snap, err := g.store.GetSnapshot(ns, name)
+	if err != nil {
+		if e != nil {
+			actor = g.actor(ctx, e)
+		}
+		g.danglingEvent(ctx, ns, name, roles, actor, err)
+		return
+	}
+	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
+	latency := time.Since(arrived)
+	if e != nil {
+		actor = g.actor(ctx, e)
+	}
+	who := "reconcile (deleted while the guard was not watching)"
+	if actor != nil {
+		who = actor.String()
+	}
+	if werr != nil {
+		g.metrics.Restores.WithLabelValues("failed").Inc()
+		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+			Action: "none", Error: werr.Error(),
+			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
+				name, rolesString(roles), who, werr, name)})
+		return
+	}
+	g.metrics.Restores.WithLabelValues("ok").Inc()
+	g.metrics.RestoreLatency.Observe(latency.Seconds())
+	g.mu.Lock()
+	delete(g.dangling, polKey{ns, name})
+	g.mu.Unlock()
+	meta := snap.Meta
+	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
+		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
+			name, who, rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+}
+
+func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, cause error) {
+	g.mu.Lock()
+	seen := g.dangling[polKey{ns, name}]
+	g.dangling[polKey{ns, name}] = true
+	g.mu.Unlock()
+	if seen {
+		return
+	}
+	msg := fmt.Sprintf("policy %q is referenced by %s but does not exist, and credchain has no snapshot of it to restore (%v); logins with these roles get no access from it: write the policy or remove the reference",
+		name, rolesString(roles), cause)
+	g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
+}
