@@ -290,7 +290,9 @@ func waitServing(b *testing.B, hc *http.Client, url string) {
 
 // selfSigned writes an ECDSA P-256 serving certificate for 127.0.0.1 (as certs/ will issue) into a
 // temp dir and returns the dir and a pool trusting it.
-func selfSigned(b *testing.B) (string, *x509.CertPool) {
+func selfSigned(b *testing.B) (string, *x509.CertPool) { return selfSignedFor(b) }
+
+func selfSignedFor(b testing.TB) (string, *x509.CertPool) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		b.Fatal(err)

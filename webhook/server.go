@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	if err := mgr.Add(everyReplica(emitter.Run)); err != nil {
 		return fmt.Errorf("internal error: adding event emitter: %w", err)
 	}
+	events.RegisterOrExisting(metrics.Registry, CertExpiry(cfg.CertDir))
 	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h))})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
