@@ -3,7 +3,6 @@ package auditguard
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/credchain/credchain/internal/events"
@@ -38,15 +37,12 @@ type Config struct {
 	KubernetesRole string
 	// KubernetesMount is the Kubernetes auth mount for the login. Defaults to "kubernetes".
 	KubernetesMount string
-	// NATS, when NATS.URLs is set, delivers every event to credchain.<cluster>.<type> through the
-	// state store's outbox (nothing lost across NATS outages or guard restarts).
-	NATS events.NATSConfig
+	// Events delivers every event (always logged) to NATS and Slack through the state store's outbox:
+	// nothing lost across outages or guard restarts.
+	Events events.DeliveryConfig
 	// Kube is the cluster whose ESO stores, ExternalSecrets and workloads make up an event's blast
 	// radius: a kubeconfig path, "in-cluster", or "" (off: events name only the Vault roles).
 	Kube string
-	// SlackWebhookFile holds a Slack incoming-webhook URL; CREDCHAIN_SLACK_WEBHOOK_URL works too.
-	// Events are merged into at most one message per second, through the same outbox.
-	SlackWebhookFile string
 	// KubernetesJWTFile is the service account token for the login.
 	// Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token.
 	KubernetesJWTFile string
@@ -75,9 +71,7 @@ func (c *Config) SetDefaults() {
 	if c.MaxLine == 0 {
 		c.MaxLine = DefaultMaxLine
 	}
-	if c.NATS.Cluster == "" {
-		c.NATS.Cluster = "default"
-	}
+	c.Events.SetDefaults()
 	if c.KubernetesMount == "" {
 		c.KubernetesMount = "kubernetes"
 	}
@@ -115,11 +109,8 @@ func (c *Config) Validate() error {
 	if c.VaultTokenFile != "" && c.KubernetesRole != "" {
 		errs = append(errs, errors.New("--vault-token-file and --vault-k8s-role: give one"))
 	}
-	if c.NATS.Cluster != "" && (strings.ContainsAny(c.NATS.Cluster, ".*> \t")) {
-		errs = append(errs, fmt.Errorf("--cluster %q: must be one NATS subject token (no dots, wildcards or spaces)", c.NATS.Cluster))
-	}
-	if c.NATS.CredsFile != "" && c.NATS.NkeySeedFile != "" {
-		errs = append(errs, errors.New("--nats-creds and --nats-nkey-seed: give one"))
+	if err := c.Events.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -128,7 +128,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 		HealthAddr: health, ReconcileInterval: time.Hour}
 	cfg.Kube = e.kube
 	if e.natsURL != "" {
-		cfg.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
+		cfg.Events.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
 	}
 	if files {
 		cfg.AuditFiles = []string{e.auditLog}

@@ -119,9 +119,8 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		n = LogNotifier{Log: log.WithName("events")}
 	}
 	var dispatcher *events.Dispatcher
-	delivery := events.DeliveryConfig{NATS: cfg.NATS, SlackWebhookFile: cfg.SlackWebhookFile}
-	if delivery.Enabled() {
-		d, closeSinks, err := events.NewDelivery(store.DB(), delivery, log.WithName("events"), reg)
+	if cfg.Events.Enabled() {
+		d, closeSinks, err := events.NewDelivery(store.DB(), cfg.Events, log.WithName("events"), reg)
 		if err != nil {
 			return err
 		}
@@ -131,7 +130,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
-		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()), WithCluster(cfg.NATS.Cluster))
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
 
 	var sources []Sink
 	for _, spec := range cfg.Listen {

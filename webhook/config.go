@@ -96,9 +96,7 @@ func (c *Config) SetDefaults() {
 	if c.EventWindow == 0 {
 		c.EventWindow = 10 * time.Minute
 	}
-	if c.Events.NATS.Cluster == "" {
-		c.Events.NATS.Cluster = "default"
-	}
+	c.Events.SetDefaults()
 	if c.ExemptNamespaces == nil {
 		c.ExemptNamespaces = DefaultExemptNamespaces()
 	}
@@ -134,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--grace-period %s: must not be negative", c.GracePeriod))
+	}
+	if err := c.Events.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.CertMode {
 	case "files":

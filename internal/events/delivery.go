@@ -1,7 +1,10 @@
 package events
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +16,25 @@ type DeliveryConfig struct {
 	NATS NATSConfig
 	// SlackWebhookFile holds a Slack incoming-webhook URL; CREDCHAIN_SLACK_WEBHOOK_URL works too.
 	SlackWebhookFile string
+}
+
+// SetDefaults fills zero fields: the cluster name defaults to "default".
+func (c *DeliveryConfig) SetDefaults() {
+	if c.NATS.Cluster == "" {
+		c.NATS.Cluster = "default"
+	}
+}
+
+// Validate reports every invalid field, for both components' flags.
+func (c *DeliveryConfig) Validate() error {
+	var errs []error
+	if strings.ContainsAny(c.NATS.Cluster, ".*> \t") {
+		errs = append(errs, fmt.Errorf("--cluster %q: must be one NATS subject token (no dots, wildcards or spaces)", c.NATS.Cluster))
+	}
+	if c.NATS.CredsFile != "" && c.NATS.NkeySeedFile != "" {
+		errs = append(errs, errors.New("--nats-creds and --nats-nkey-seed: give one"))
+	}
+	return errors.Join(errs...)
 }
 
 // Enabled reports whether any sink beyond the log is configured.

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credchain/credchain/auditguard"
-	"github.com/credchain/credchain/internal/events"
 )
 
 func newAuditguardCommand(ctx context.Context, run func(context.Context, auditguard.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
@@ -45,10 +44,6 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")
 	f.StringVar(&cfg.KubernetesJWTFile, "vault-k8s-jwt-file", cfg.KubernetesJWTFile, "service account token for --vault-k8s-role")
 	f.StringVar(&cfg.Kube, "kube", "", "cluster for the blast radius in events (ESO stores → ExternalSecrets → Secrets → workloads): a kubeconfig path or in-cluster (default: off)")
-	delivery := events.DeliveryConfig{NATS: cfg.NATS}
-	addDeliveryFlags(f, &delivery)
-	cmd.PreRun = func(*cobra.Command, []string) {
-		cfg.NATS, cfg.SlackWebhookFile = delivery.NATS, delivery.SlackWebhookFile
-	}
+	addDeliveryFlags(f, &cfg.Events)
 	return cmd
 }

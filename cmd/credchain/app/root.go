@@ -75,9 +75,7 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 
 // addDeliveryFlags registers the event delivery flags both components share.
 func addDeliveryFlags(f *pflag.FlagSet, c *events.DeliveryConfig) {
-	if c.NATS.Cluster == "" {
-		c.NATS.Cluster = "default"
-	}
+	c.SetDefaults() // flag defaults are the Config defaults
 	f.StringSliceVar(&c.NATS.URLs, "nats-url", nil, "NATS server URL(s); events go to credchain.<cluster>.<type> (default: events only logged)")
 	f.StringVar(&c.NATS.Cluster, "cluster", c.NATS.Cluster, "this installation's name in event subjects and messages")
 	f.StringVar(&c.NATS.CredsFile, "nats-creds", "", "NATS credentials file")
