@@ -4,7 +4,7 @@
 # the cache is skipped, so a warm run takes well under a second. Tools are built one at a time
 # because these machines have two cores and a cold kube-apiserver build alone takes ~15 minutes.
 #
-#   hack/testbin.sh [k8s|etcd|vault|eso|registry ...]   (no argument: all of them)
+#   hack/testbin.sh [k8s|etcd|vault|eso|registry|helm|promcrds ...]   (no argument: all of them)
 #   hack/testbin.sh --print-env                         (prints the env vars tests read)
 #
 # Cache root: ${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}
@@ -15,6 +15,9 @@ ETCD_VERSION=3.6.8
 VAULT_VERSION=1.21.4
 ESO_VERSION=0.16.2
 REGISTRY_VERSION=3.1.2
+HELM_VERSION=3.22.0
+CONTROLLER_GEN_VERSION=0.23.0
+PROMETHEUS_OPERATOR_VERSION=0.95.2
 
 ROOT="${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}"
 HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/testbin"
@@ -27,6 +30,8 @@ if [[ "${1:-}" == "--print-env" ]]; then
   echo "CREDCHAIN_VAULT=$ROOT/vault-$VAULT_VERSION/vault"
   echo "CREDCHAIN_ESO=$ROOT/eso-$ESO_VERSION/external-secrets"
   echo "CREDCHAIN_REGISTRY=$ROOT/registry-$REGISTRY_VERSION/registry"
+  echo "CREDCHAIN_HELM=$ROOT/helm-$HELM_VERSION/helm"
+  echo "CREDCHAIN_PROM_CRDS=$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
   exit 0
 fi
 
@@ -90,12 +95,43 @@ registry() {
   build_one "$HACK/registry" "$ROOT/registry-$REGISTRY_VERSION/registry" "registry v$REGISTRY_VERSION (~1 min cold)" -ldflags "-s -w" .
 }
 
+# helm: the version ldflags of helm's own Makefile. Without the chartutil ones `helm template` assumes
+# Kubernetes v1.20 and refuses charts with a newer kubeVersion; like helm's release builds, they are
+# client-go's version with the major bumped (client-go v0.37 = Kubernetes 1.37).
+helm() {
+  local cg; cg="$(cd "$HACK/helm" && go list -f '{{.Version}}' -m k8s.io/client-go)"
+  local minor; minor="$(echo "$cg" | cut -d. -f2)"
+  local x="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    x="$x -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  build_one "$HACK/helm" "$ROOT/helm-$HELM_VERSION/helm" "helm v$HELM_VERSION (~2-4 min cold)" \
+    -ldflags "-s -w $x" helm.sh/helm/v3/cmd/helm
+}
+
+# promcrds generates prometheus-operator's monitoring.coreos.com CRDs (PrometheusRule, ServiceMonitor, ...)
+# with controller-gen from the API types module: the proxy serves the types, not the repository that
+# ships the YAML. Generated into a temp dir and renamed, like build_one's binaries.
+promcrds() {
+  local gen="$ROOT/controller-gen-$CONTROLLER_GEN_VERSION/controller-gen"
+  local out="$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+  build_one "$HACK/controller-gen" "$gen" "controller-gen v$CONTROLLER_GEN_VERSION (~2 min cold)" \
+    -ldflags "-s -w" sigs.k8s.io/controller-tools/cmd/controller-gen
+  if [[ -d "$out" ]]; then log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: cached at $out"; return 0; fi
+  log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: generating"
+  rm -rf "$out.tmp"
+  (cd "$HACK/controller-gen" && "$gen" crd:crdVersions=v1 \
+    paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$out.tmp")
+  mv "$out.tmp" "$out"
+  log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: generated -> $out"
+}
+
 tools=("$@")
-[[ ${#tools[@]} -eq 0 ]] && tools=(etcd k8s vault eso registry)
+[[ ${#tools[@]} -eq 0 ]] && tools=(etcd k8s vault eso registry helm promcrds)
 for t in "${tools[@]}"; do
   case "$t" in
-    k8s|etcd|vault|eso|registry) "$t" ;;
-    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry)"; exit 2 ;;
+    k8s|etcd|vault|eso|registry|helm|promcrds) "$t" ;;
+    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry, helm, promcrds)"; exit 2 ;;
   esac
 done
 log "done: $(printf '%s ' "${tools[@]}")"
