@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit testbin demo bench fuzz vet clean image
+.PHONY: all build test unit e2e testbin demo bench fuzz vet clean image
 
 all: build
 
@@ -26,9 +26,13 @@ unit:
 vet:
 	$(GO) vet ./...
 
-## demo: the incident replayed against a local real kube-apiserver; cleans up after itself.
+## demo: the incident (scenarios 1-3 of e2e/) narrated on real local servers; cleans up after itself.
 demo: testbin build
-	$(GO) run ./hack/demo --credchain $(BIN)/credchain --manifests manifests/default
+	$(GO) run ./hack/demo --credchain $(BIN)/credchain --manifests manifests
+
+## e2e: only the incident replay (make test runs it too).
+e2e: testbin
+	CI=$${CI:-false} $(GO) test -count=1 -race -v -run TestIncident ./e2e
 
 ## bench: the performance targets of docs/benchmarks.md.
 bench:

@@ -37,7 +37,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 	if e != nil {
 		actor = g.actor(ctx, e)
 	}
-	who := "reconcile (deleted while the guard was not watching)"
+	who := "someone while the guard was not watching (found by reconcile; the file audit device has who)"
 	if actor != nil {
 		who = actor.String()
 	}
