@@ -4,7 +4,7 @@
 # the cache is skipped, so a warm run takes well under a second. Tools are built one at a time
 # because these machines have two cores and a cold kube-apiserver build alone takes ~15 minutes.
 #
-#   hack/testbin.sh [k8s|etcd|vault|eso|registry|helm|promcrds ...]   (no argument: all of them)
+#   hack/testbin.sh [k8s|etcd|vault|eso|registry|helm|promcrds|promcheck ...]   (no argument: all of them)
 #   hack/testbin.sh --print-env                         (prints the env vars tests read)
 #
 # Cache root: ${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}
@@ -18,6 +18,7 @@ REGISTRY_VERSION=3.1.2
 HELM_VERSION=3.22.0
 CONTROLLER_GEN_VERSION=0.23.0
 PROMETHEUS_OPERATOR_VERSION=0.95.2
+PROMETHEUS_VERSION=0.316.0
 
 ROOT="${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}"
 HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/testbin"
@@ -32,6 +33,7 @@ if [[ "${1:-}" == "--print-env" ]]; then
   echo "CREDCHAIN_REGISTRY=$ROOT/registry-$REGISTRY_VERSION/registry"
   echo "CREDCHAIN_HELM=$ROOT/helm-$HELM_VERSION/helm"
   echo "CREDCHAIN_PROM_CRDS=$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+  echo "CREDCHAIN_PROMCHECK=$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck"
   exit 0
 fi
 
@@ -126,12 +128,17 @@ promcrds() {
   log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: generated -> $out"
 }
 
+# promcheck: PromQL and rule-file checks with Prometheus' own parser (hack/testbin/promql).
+promcheck() {
+  build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck" "promcheck (prometheus v$PROMETHEUS_VERSION parser, ~1 min cold)" -ldflags "-s -w" .
+}
+
 tools=("$@")
-[[ ${#tools[@]} -eq 0 ]] && tools=(etcd k8s vault eso registry helm promcrds)
+[[ ${#tools[@]} -eq 0 ]] && tools=(etcd k8s vault eso registry helm promcrds promcheck)
 for t in "${tools[@]}"; do
   case "$t" in
-    k8s|etcd|vault|eso|registry|helm|promcrds) "$t" ;;
-    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry, helm, promcrds)"; exit 2 ;;
+    k8s|etcd|vault|eso|registry|helm|promcrds|promcheck) "$t" ;;
+    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry, helm, promcrds, promcheck)"; exit 2 ;;
   esac
 done
 log "done: $(printf '%s ' "${tools[@]}")"
