@@ -13,7 +13,7 @@ build:
 
 ## testbin: build kube-apiserver, etcd, kubectl and Vault from their Go modules (skips what is cached).
 testbin:
-	hack/testbin.sh k8s etcd vault eso registry
+	hack/testbin.sh k8s etcd vault eso registry helm promcrds promcheck
 
 ## test: build what the tests need, then run every test (unit, fuzz seeds, envtest integration).
 test: testbin vet
