@@ -90,10 +90,13 @@ spec:
 `, s.registry)
 }
 
-// SyncState is the ExternalSecret's Ready condition and last refresh, as ESO wrote them.
+// SyncState is the ExternalSecret's Ready condition and last sync, as ESO wrote them.
 type SyncState struct {
 	Status, Reason, Message string
-	RefreshTime             time.Time
+	// SyncedResourceVersion is what ESO records after a successful sync: the ExternalSecret's
+	// generation and a hash of its labels and annotations, so it changes once a force-sync
+	// annotation has been synced.
+	SyncedResourceVersion string
 }
 
 func (s *Stack) syncState(ctx context.Context) (SyncState, error) {
@@ -103,9 +106,7 @@ func (s *Stack) syncState(ctx context.Context) (SyncState, error) {
 		return SyncState{}, err
 	}
 	var st SyncState
-	if rt, _, _ := unstructured.NestedString(es.Object, "status", "refreshTime"); rt != "" {
-		st.RefreshTime, _ = time.Parse(time.RFC3339, rt)
-	}
+	st.SyncedResourceVersion, _, _ = unstructured.NestedString(es.Object, "status", "syncedResourceVersion")
 	conds, _, _ := unstructured.NestedSlice(es.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
@@ -118,9 +119,9 @@ func (s *Stack) syncState(ctx context.Context) (SyncState, error) {
 	return st, nil
 }
 
-// waitSync waits until ESO reports Ready=status with reason, refreshed at or after since (ESO's
-// refreshTime has second precision).
-func (s *Stack) waitSync(ctx context.Context, status, reason string, since time.Time) (SyncState, error) {
+// waitSync waits until ESO reports Ready=status with reason; for a success after a force-sync, also
+// until that sync is the one recorded (the synced version differs from before's).
+func (s *Stack) waitSync(ctx context.Context, status, reason string, before SyncState) (SyncState, error) {
 	var st SyncState
 	err := eventually(ctx, 60*time.Second, func() error {
 		var err error
@@ -130,19 +131,22 @@ func (s *Stack) waitSync(ctx context.Context, status, reason string, since time.
 		if st.Status != status || st.Reason != reason {
 			return fmt.Errorf("ExternalSecret %s/%s is Ready=%s (%s: %s), want Ready=%s (%s)", Namespace, ExternalSecret, st.Status, st.Reason, st.Message, status, reason)
 		}
-		if status == "True" && st.RefreshTime.Before(since.Truncate(time.Second)) {
-			return fmt.Errorf("ExternalSecret last refreshed %s, before %s", st.RefreshTime, since)
+		if status == "True" && before.SyncedResourceVersion != "" && st.SyncedResourceVersion == before.SyncedResourceVersion {
+			return fmt.Errorf("ExternalSecret still at synced version %s: the force-sync was not synced yet", st.SyncedResourceVersion)
 		}
 		return nil
 	})
 	return st, err
 }
 
-// forceSync is the runbook's step 2.
-func (s *Stack) forceSync(ctx context.Context) (time.Time, error) {
-	now := time.Now()
-	_, err := s.kubectl(ctx, "", "annotate", "externalsecret", ExternalSecret, "-n", Namespace, "force-sync="+strconv.FormatInt(now.UnixNano(), 10), "--overwrite")
-	return now, err
+// forceSync is the runbook's step 2; it returns the sync state from before the annotation.
+func (s *Stack) forceSync(ctx context.Context) (SyncState, error) {
+	before, err := s.syncState(ctx)
+	if err != nil {
+		return before, err
+	}
+	_, err = s.kubectl(ctx, "", "annotate", "externalsecret", ExternalSecret, "-n", Namespace, "force-sync="+strconv.FormatInt(time.Now().UnixNano(), 10), "--overwrite")
+	return before, err
 }
 
 // PullCredential reads the registry credential out of the Secret ESO wrote, as the runbook's step 3 does.

@@ -19,7 +19,7 @@ func (s *Stack) Healthy(ctx context.Context) error {
 	if _, err := s.kubectl(ctx, s.storeAndSecretYAML(), "apply", "-f", "-"); err != nil {
 		return err
 	}
-	st, err := s.waitSync(ctx, "True", "SecretSynced", time.Time{})
+	st, err := s.waitSync(ctx, "True", "SecretSynced", SyncState{})
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	if _, err := s.forceSync(ctx); err != nil {
 		return err
 	}
-	st, err := s.waitSync(ctx, "False", "SecretSyncedError", time.Time{})
+	st, err := s.waitSync(ctx, "False", "SecretSyncedError", SyncState{})
 	if err != nil {
 		return err
 	}

@@ -138,7 +138,9 @@ func (s *Stack) startKube(ctx context.Context) error {
 	}
 	s.Narrator.Step("Starting etcd v%s and kube-apiserver v%s (TokenRequest and TokenReview on), with ESO %s's CRDs",
 		testenv.EtcdVersion, testenv.K8sVersion, testenv.ESOVersion)
-	// Every ESO CRD: the controller watches its generators and PushSecrets too.
+	// envtest gives the API server a service-account issuer and signing key, so TokenRequest (ESO
+	// asking for its account's token) and TokenReview (Vault checking it) work. Every ESO CRD: the
+	// controller watches its generators and PushSecrets too.
 	s.env = &envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crdDir}}, ErrorIfCRDPathMissing: true}
 	if s.cfg, err = s.env.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver: %w", err)
