@@ -2,6 +2,9 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,7 +20,9 @@ import (
 // never slows a review: events go through a bounded channel to a goroutine that calls the
 // notifier (whose outbox write may fsync), and a full channel drops (counted in the log). The same
 // object denied for the same reason within Window is reported once, so a controller retrying a
-// broken rollout does not flood NATS or Slack.
+// broken rollout does not flood NATS or Slack. Replicas deduplicate on their own, but derive the
+// event ID from the object, reason and window, so the JetStream stream (whose duplicate window, 1h,
+// outlasts Window) keeps one event when two replicas see the same denial; Slack may show one per replica.
 type EventEmitter struct {
 	Notifier events.Notifier
 	// Window deduplicates per object and reason. Defaults to 10m.
@@ -83,6 +88,13 @@ func (em *EventEmitter) emit(e events.Event) {
 	}
 }
 
+// eventID is the same on every replica for one object, reason and window bucket.
+func (em *EventEmitter) eventID(typ string, w *events.ObjectRef, reason string, now time.Time) string {
+	em.init()
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%s|%s|%d", em.Cluster, typ, w, reason, now.UnixNano()/int64(em.Window))))
+	return hex.EncodeToString(h[:16])
+}
+
 // WithEvents decorates an admission.Handler: denials (and warn-mode would-be denials) become events.
 func WithEvents(em *EventEmitter, next admission.Handler) admission.Handler {
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
@@ -97,9 +109,11 @@ func WithEvents(em *EventEmitter, next admission.Handler) admission.Handler {
 		default:
 			return resp
 		}
+		now := time.Now().UTC()
+		w := &events.ObjectRef{Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
 		em.emit(events.Event{
-			APIVersion: events.APIVersion, ID: events.NewID(), Type: typ, Time: time.Now().UTC(), Reason: string(rh.r), Message: msg,
-			Workload: &events.ObjectRef{Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name},
+			APIVersion: events.APIVersion, ID: em.eventID(typ, w, string(rh.r), now), Type: typ, Time: now, Reason: string(rh.r), Message: msg,
+			Workload: w,
 			Actor:    &events.Actor{DisplayName: req.UserInfo.Username, Operation: strings.ToLower(string(req.Operation))},
 			Cluster:  em.Cluster,
 		})

@@ -1,0 +1,127 @@
+package webhook
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credchain/credchain/internal/events"
+)
+
+// Two replicas must name the same denial the same way, so the JetStream stream (Nats-Msg-Id) keeps
+// one; anything that makes it a different denial must give a different ID.
+func TestEventIDAcrossReplicas(t *testing.T) {
+	a := &EventEmitter{Cluster: "prod-eu", Window: 10 * time.Minute}
+	b := &EventEmitter{Cluster: "prod-eu", Window: 10 * time.Minute}
+	w := &events.ObjectRef{Kind: "Deployment", Namespace: "prod", Name: "order-service"}
+	at := time.Date(2026, 11, 27, 9, 1, 0, 0, time.UTC)
+	base := a.eventID(events.AdmissionDenied, w, "NotSynced", at)
+	if got := b.eventID(events.AdmissionDenied, w, "NotSynced", at.Add(3*time.Minute)); got != base {
+		t.Fatalf("replica b, same denial 3m later in the same window: ID %s, want %s", got, base)
+	}
+	for name, id := range map[string]string{
+		"other workload":  a.eventID(events.AdmissionDenied, &events.ObjectRef{Kind: "Deployment", Namespace: "prod", Name: "payment"}, "NotSynced", at),
+		"other reason":    a.eventID(events.AdmissionDenied, w, "Unmanaged", at),
+		"other type":      a.eventID(events.AdmissionWarned, w, "NotSynced", at),
+		"next window":     a.eventID(events.AdmissionDenied, w, "NotSynced", at.Add(10*time.Minute)),
+		"other cluster":   (&EventEmitter{Cluster: "prod-us", Window: 10 * time.Minute}).eventID(events.AdmissionDenied, w, "NotSynced", at),
+		"other namespace": a.eventID(events.AdmissionDenied, &events.ObjectRef{Kind: "Deployment", Namespace: "staging", Name: "order-service"}, "NotSynced", at),
+	} {
+		if id == base {
+			t.Errorf("%s: same ID %s as the original denial", name, id)
+		}
+		if len(id) != 32 {
+			t.Errorf("%s: ID %q is not 32 hex characters", name, id)
+		}
+	}
+}
+
+// sinkNotifier delivers straight to a sink (no outbox), enough to see what the stream keeps, and
+// counts the publishes NATS acknowledged.
+type sinkNotifier struct {
+	*events.NATS
+	acked *atomic.Int32
+}
+
+func (s sinkNotifier) Notify(ctx context.Context, e events.Event) error {
+	err := s.Send(ctx, e)
+	if err == nil {
+		s.acked.Add(1)
+	}
+	return err
+}
+
+// TestReplicasDenialIsOneStreamMessage: two webhook replicas deny the same rollout; each reports
+// it (their dedup is local), and the JetStream stream keeps one message.
+func TestReplicasDenialIsOneStreamMessage(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	defer srv.Shutdown()
+	deny := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		return admission.Denied("secret \"regcred-order-service\" comes from ExternalSecret prod/order-service-regcred, which is not synced")
+	})
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Namespace: "prod", Name: "order-service", Operation: admissionv1.Update,
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var acked atomic.Int32
+	for replica := range 2 {
+		sink, err := events.NewNATS(events.NATSConfig{URLs: []string{srv.ClientURL()}, Cluster: "prod-eu", CreateStream: true}, logr.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sink.Close()
+		em := &EventEmitter{Notifier: sinkNotifier{sink, &acked}, Cluster: "prod-eu", Log: logr.Discard()}
+		go func() { _ = em.Run(ctx) }()
+		h := WithEvents(em, deny)
+		for range 3 { // retries of the same rollout: deduplicated by the replica itself
+			if resp := h.Handle(ctx, req); resp.Allowed {
+				t.Fatalf("replica %d admitted", replica)
+			}
+		}
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for acked.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := acked.Load(); n != 2 {
+		t.Fatalf("%d publishes acknowledged, want one per replica (each deduplicates only its own retries)", n)
+	}
+	st, err := js.Stream(ctx, "CREDCHAIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := info.State.Msgs
+	if msgs != 1 {
+		t.Fatalf("stream holds %d admission events for one denial seen by two replicas, want 1", msgs)
+	}
+}
