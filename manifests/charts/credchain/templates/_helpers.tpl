@@ -35,6 +35,8 @@ and render nothing. Lists are joined with commas (the flags are string slices).
 {{- define "credchain.flag" -}}
 {{- $v := .value -}}
 {{- if kindIs "slice" $v }}{{ $v = join "," $v }}{{ end -}}
+{{- /* values.yaml numbers arrive as float64 (1048576 would print as 1.048576e+06); every numeric flag is an integer */ -}}
+{{- if kindIs "float64" $v }}{{ $v = int64 $v }}{{ end -}}
 {{- if and (not (kindIs "invalid" $v)) (ne (toString $v) "") }}
 - --{{ .name }}={{ $v }}
 {{- end -}}

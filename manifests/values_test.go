@@ -1,0 +1,140 @@
+package manifests
+
+import (
+	"encoding/base64"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// knobs moves every value the chart has away from its default at once, so TestInstallsApply
+// validates those shapes against the real API server too (TestChartValues checks what they render).
+var knobs = []string{
+	"image.repository=registry.example/credchain", "image.digest=sha256:" + strings.Repeat("ab", 32), "image.pullPolicy=IfNotPresent",
+	"imagePullSecrets[0].name=regcred", "commonLabels.team=platform",
+	"webhook.replicas=3", "webhook.failurePolicy=Ignore", "webhook.timeoutSeconds=5",
+	"webhook.exemptNamespaces={kube-system,monitoring}", "webhook.objectSelector.matchLabels.credchain=on",
+	"webhook.unmanagedSecrets=warn", "webhook.gracePeriod=5m", "webhook.staleFactor=-1",
+	"webhook.defaultEnforcement=warn", "webhook.esoVersion=v1", "webhook.eventWindow=1m", "webhook.logLevel=1",
+	"webhook.cluster=prod-eu", "webhook.nats.urls={nats://nats.nats.svc:4222}", "webhook.nats.createStream=true",
+	"webhook.port=10443", "webhook.podDisruptionBudget.minAvailable=2", "webhook.priorityClassName=system-cluster-critical",
+	"certs.mode=files", "certs.secretName=corp-webhook-tls", "certs.caBundle=" + base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\n")),
+	"auditguard.vault.addr=https://vault.example:8200", "auditguard.vault.namespace=admin", "auditguard.vault.caSecret=vault-ca",
+	"auditguard.vault.k8sMount=k8s-prod", "auditguard.kube=", "auditguard.auditFiles={/vault/audit/audit.log}",
+	"auditguard.queueSize=16384", "auditguard.resyncInterval=10m", "auditguard.reconcileInterval=30s", "auditguard.maxLine=1048576",
+	"auditguard.slackWebhookFile=/etc/credchain/slack/url",
+	"auditguard.persistence.storageClass=fast", "auditguard.persistence.size=5Gi",
+}
+
+// TestChartValues checks what the chart's values render: each flag of both commands, the cert modes'
+// volumes, RBAC and registration, and the switches that remove objects. Values left at their
+// defaults render nothing (the command's own defaults apply), which TestChartRendersKustomize covers.
+func TestChartValues(t *testing.T) {
+	t.Parallel()
+	webhook := objectKey{"apps/v1", "Deployment", "", "credchain-webhook"}
+	guard := objectKey{"apps/v1", "Deployment", "", "credchain-auditguard"}
+	vwc := objectKey{"admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", "credchain"}
+	for name, tc := range map[string]struct {
+		ns   string
+		set  []string
+		want map[objectKey]map[string]any // object (namespace filled in) → field path → value
+		gone []objectKey
+	}{
+		"every knob": {ns: "credchain-knobs", set: knobs, want: map[objectKey]map[string]any{
+			webhook: {
+				"spec.replicas":                         3.0,
+				"spec.template.spec.containers.0.image": "registry.example/credchain@sha256:" + strings.Repeat("ab", 32),
+				"spec.template.spec.containers.0.args": []any{"webhook", "--cert-mode=files", "--cert-dir=/certs",
+					"--state-dir=/var/lib/credchain-webhook", "--port=10443", "--exempt-namespaces=kube-system,monitoring,credchain-knobs",
+					"--unmanaged-secrets=warn", "--grace-period=5m", "--stale-factor=-1", "--default-enforcement=warn",
+					"--eso-version=v1", "--event-window=1m", "--cluster=prod-eu", "--nats-url=nats://nats.nats.svc:4222",
+					"--nats-create-stream", "-v=1"},
+				"spec.template.spec.volumes.0.secret.secretName": "corp-webhook-tls",
+				"metadata.labels.team":                           "platform",
+			},
+			guard: {
+				"spec.template.spec.containers.0.args": []any{"auditguard", "--listen=tcp://0.0.0.0:9090",
+					"--state-dir=/var/lib/credchain", "--vault-k8s-role=credchain-auditguard", "--vault-k8s-mount=k8s-prod",
+					"--audit-file=/vault/audit/audit.log", "--queue-size=16384", "--resync-interval=10m",
+					"--reconcile-interval=30s", "--max-line=1048576", "--slack-webhook-file=/etc/credchain/slack/url"},
+				"spec.template.spec.containers.0.env.1.value": "admin",
+				"spec.template.spec.containers.0.env.2.value": "/etc/credchain/vault-ca/ca.crt",
+			},
+			vwc: {
+				"webhooks.0.failurePolicy":                               "Ignore",
+				"webhooks.0.timeoutSeconds":                              5.0,
+				"webhooks.0.clientConfig.service.namespace":              "credchain-knobs",
+				"webhooks.0.namespaceSelector.matchExpressions.0.values": []any{"kube-system", "monitoring", "credchain-knobs"},
+				"webhooks.0.objectSelector.matchLabels.credchain":        "on",
+			},
+			{"v1", "PersistentVolumeClaim", "", "credchain-auditguard-state"}: {"spec.storageClassName": "fast", "spec.resources.requests.storage": "5Gi"},
+		}, gone: []objectKey{{"rbac.authorization.k8s.io/v1", "Role", "", "credchain-webhook-certs"}}},
+		"self-managed certificates in another namespace": {ns: "platform", set: []string{"certs.self.certLifetime=720h", "certs.self.extraDNSNames={webhook.example}"},
+			want: map[objectKey]map[string]any{webhook: {"spec.template.spec.containers.0.args": []any{"webhook", "--cert-mode=self",
+				"--cert-dir=/certs", "--state-dir=/var/lib/credchain-webhook", "--cert-secret-namespace=platform",
+				"--cert-dns-names=credchain-webhook.platform.svc,credchain-webhook.platform.svc.cluster.local,webhook.example",
+				"--cert-lifetime=720h"}}}}, // --exempt-namespaces defaults to kube-system,$POD_NAMESPACE
+		"guard off": {set: []string{"auditguard.enabled=false"}, gone: []objectKey{guard,
+			{"v1", "Service", "", "credchain-auditguard"}, {"rbac.authorization.k8s.io/v1", "ClusterRole", "", "credchain-auditguard"}}},
+		"guard without persistence": {set: []string{"auditguard.persistence.enabled=false"},
+			want: map[objectKey]map[string]any{guard: {"spec.template.spec.volumes.0.emptyDir": map[string]any{}}},
+			gone: []objectKey{{"v1", "PersistentVolumeClaim", "", "credchain-auditguard-state"}}},
+		"no namespace object under helm install --create-namespace": {set: []string{"namespace.create=false"},
+			gone: []objectKey{{"v1", "Namespace", "", "credchain-system"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ns := tc.ns
+			if ns == "" {
+				ns = "credchain-system"
+			}
+			objs, err := parseObjects(helmTemplate(t, ns, tc.set...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, fields := range tc.want {
+				if k.Kind != "ValidatingWebhookConfiguration" {
+					k.Namespace = ns
+				}
+				obj, ok := objs[k]
+				if !ok {
+					t.Errorf("%s not rendered", k)
+					continue
+				}
+				for path, want := range fields {
+					if got := field(obj, path); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s %s = %#v, want %#v", k, path, got, want)
+					}
+				}
+			}
+			for _, k := range tc.gone {
+				if k.Kind != "Namespace" && !strings.HasPrefix(k.Kind, "Cluster") {
+					k.Namespace = ns
+				}
+				if _, ok := objs[k]; ok {
+					t.Errorf("%s rendered, want none", k)
+				}
+			}
+		})
+	}
+}
+
+// field walks a dotted path of map keys and list indexes.
+func field(obj any, path string) any {
+	for _, p := range strings.Split(path, ".") {
+		switch o := obj.(type) {
+		case map[string]any:
+			obj = o[p]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(p, &i); err != nil || i >= len(o) {
+				return nil
+			}
+			obj = o[i]
+		default:
+			return nil
+		}
+	}
+	return obj
+}
