@@ -260,23 +260,24 @@ func randomHex(n int) string {
 
 // kubectl runs the kubectl built from k8s.io/kubernetes as the platform engineer, narrating it.
 func (s *Stack) kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.kubectlBin, append([]string{"--kubeconfig", s.adminKubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	s.Narrator.Command("kubectl "+strings.Join(args, " "), string(out))
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	out, err := s.quietKubectl(ctx, stdin, args...)
+	s.Narrator.Command("kubectl "+strings.Join(args, " "), out)
+	return out, err
 }
 
 // quietKubectl is kubectl without narration (set-up plumbing a person would not type).
 func (s *Stack) quietKubectl(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.kubectlBin, append([]string{"--kubeconfig", s.adminKubeconfig}, args...)...)
+	return run(ctx, s.kubectlBin, nil, stdin, append([]string{"--kubeconfig", s.adminKubeconfig}, args...)...)
+}
+
+// run runs a command to completion and returns its combined output; the error quotes it.
+func run(ctx context.Context, bin string, env []string, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), args[0], err, out)
 	}
 	return string(out), nil
 }

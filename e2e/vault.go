@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -31,19 +30,18 @@ const alice = "alice"
 
 // vaultCLI runs the real vault CLI against the dev server as the holder of token, narrating it.
 func (s *Stack) vaultCLI(ctx context.Context, token, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.vault.Bin, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.vault.Addr, "VAULT_TOKEN="+token, "HOME="+s.Dir)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	shown := string(out)
+	out, err := s.quietVault(ctx, token, stdin, args...)
+	shown := out
 	if strings.HasPrefix(shown, "hvs.") {
 		shown = "hvs.… (token hidden)\n"
 	}
 	s.Narrator.Command("vault "+strings.Join(args, " "), shown)
-	if err != nil {
-		return string(out), fmt.Errorf("vault %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return out, err
+}
+
+// quietVault is vaultCLI without narration, for commands whose arguments hold a token.
+func (s *Stack) quietVault(ctx context.Context, token, stdin string, args ...string) (string, error) {
+	return run(ctx, s.vault.Bin, []string{"VAULT_ADDR=" + s.vault.Addr, "VAULT_TOKEN=" + token, "HOME=" + s.Dir}, stdin, args...)
 }
 
 // startVault starts the dev server and sets up what does not need Kubernetes: the KV v2 mount with
@@ -132,24 +130,13 @@ func (s *Stack) setupKubeAuth(ctx context.Context) error {
 		if args[1] == "auth/kubernetes/config" {
 			shown = append(append([]string{}, args[:4]...), "token_reviewer_jwt=<vault's service account token>", args[5])
 		}
-		out, err := s.runVaultQuietArgs(ctx, root, args)
+		out, err := s.quietVault(ctx, root, "", args...)
 		s.Narrator.Command("vault "+strings.Join(shown, " "), out)
 		if err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// runVaultQuietArgs is vaultCLI without narration, for commands whose arguments hold a token.
-func (s *Stack) runVaultQuietArgs(ctx context.Context, token string, args []string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.vault.Bin, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.vault.Addr, "VAULT_TOKEN="+token, "HOME="+s.Dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("vault %s %s: %w: %s", args[0], args[1], err, out)
-	}
-	return string(out), nil
 }
 
 // PolicyBody reads a policy through the API: "" and no error when it does not exist.
