@@ -113,3 +113,18 @@ spec:
 		})
 	}
 }
+
+// TestHelmInstall is README's Helm path on its own API server (the cluster-scoped objects of the other
+// installs would belong to no release, and helm refuses to adopt them): helm creates the namespace,
+// the chart does not render it.
+func TestHelmInstall(t *testing.T) {
+	kubeconfig, _ := apiServer(t)
+	home := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), testenv.Helm(t), "install", "credchain", chart, "--kubeconfig", kubeconfig,
+		"--namespace", "credchain-system", "--create-namespace", "--set", "namespace.create=false")
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "STATUS: deployed") {
+		t.Errorf("helm install: %v\n%s", err, out)
+	}
+}
