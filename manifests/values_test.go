@@ -3,9 +3,12 @@ package manifests
 import (
 	"encoding/base64"
 	"fmt"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // knobs moves every value the chart has away from its default at once, so TestInstallsApply
@@ -137,4 +140,24 @@ func field(obj any, path string) any {
 		}
 	}
 	return obj
+}
+
+// TestChartRejectsValues: values.schema.json turns the typos that would silently render another
+// install into errors naming the value.
+func TestChartRejectsValues(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ set, path string }{
+		"unknown cert mode":      {"certs.mode=cert_manager", "/certs/mode"},
+		"lower-case policy":      {"webhook.failurePolicy=fail", "/webhook/failurePolicy"},
+		"unknown unmanaged mode": {"webhook.unmanagedSecrets=block", "/webhook/unmanagedSecrets"},
+		"timeout over 30s":       {"webhook.timeoutSeconds=60", "/webhook/timeoutSeconds"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.Command(testenv.Helm(t), "template", "credchain", chart, "--set", tc.set).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.path) {
+				t.Errorf("--set %s: want an error naming %s, got %v:\n%.500s", tc.set, tc.path, err, out)
+			}
+		})
+	}
 }
