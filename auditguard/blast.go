@@ -24,7 +24,9 @@ import (
 // Blast computes the blast radius of Vault roles from informer caches (no API call per event):
 // role → ESO SecretStores/ClusterSecretStores logging in with it (spec.provider.vault.auth.kubernetes
 // role and mountPath) → ExternalSecrets using those stores → their target Secrets → Deployments,
-// StatefulSets, DaemonSets and CronJobs whose pod templates pull with those Secrets.
+// StatefulSets, DaemonSets and CronJobs whose pod templates pull with those Secrets, directly or
+// through their ServiceAccount's imagePullSecrets (the kubelet merges those in at admission of the
+// pod, so a workload can depend on a Secret its manifest never names).
 type Blast struct {
 	cache   cache.Cache
 	version string // ESO API version served
@@ -80,7 +82,8 @@ func (b *Blast) esoList(kind string) *unstructured.UnstructuredList {
 
 func (b *Blast) lists() []client.ObjectList {
 	return []client.ObjectList{b.esoList("SecretStore"), b.esoList("ClusterSecretStore"), b.esoList("ExternalSecret"),
-		&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}, &batchv1.CronJobList{}}
+		&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}, &batchv1.CronJobList{},
+		&corev1.ServiceAccountList{}}
 }
 
 func listItem(l client.ObjectList) client.Object {
@@ -99,6 +102,8 @@ func listItem(l client.ObjectList) client.Object {
 		return &appsv1.DaemonSet{}
 	case *batchv1.CronJobList:
 		return &batchv1.CronJob{}
+	case *corev1.ServiceAccountList:
+		return &corev1.ServiceAccount{}
 	}
 	return nil
 }
@@ -167,13 +172,29 @@ func (b *Blast) For(ctx context.Context, roles []RoleRef) (*events.BlastRadius, 
 }
 
 func (b *Blast) workloads(ctx context.Context, secrets map[string]bool, br *events.BlastRadius) error {
+	var sas corev1.ServiceAccountList
+	if err := b.cache.List(ctx, &sas); err != nil {
+		return fmt.Errorf("listing service accounts: %w", err)
+	}
+	inherited := map[string]bool{} // ns/name of accounts that hand an affected secret to their pods
+	for _, sa := range sas.Items {
+		for _, r := range sa.ImagePullSecrets {
+			if secrets[sa.Namespace+"/"+r.Name] {
+				inherited[sa.Namespace+"/"+sa.Name] = true
+			}
+		}
+	}
 	uses := func(ns string, spec *corev1.PodSpec) bool {
 		for _, r := range spec.ImagePullSecrets {
 			if secrets[ns+"/"+r.Name] {
 				return true
 			}
 		}
-		return false
+		sa := spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		return inherited[ns+"/"+sa]
 	}
 	add := func(kind, ns, name string, spec *corev1.PodSpec) {
 		if uses(ns, spec) {

@@ -56,13 +56,21 @@ func externalSecret(ns, name, storeKind, store, target string) *unstructured.Uns
 
 func pullingDeployment(ns, name, secret string) *appsv1.Deployment {
 	l := map[string]string{"app": name}
-	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
 		Selector: &metav1.LabelSelector{MatchLabels: l},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{
-			ImagePullSecrets: []corev1.LocalObjectReference{{Name: secret}},
-			Containers:       []corev1.Container{{Name: "app", Image: "registry.internal:5000/" + name}},
+			Containers: []corev1.Container{{Name: "app", Image: "registry.internal:5000/" + name}},
 		}},
 	}}
+	if secret != "" {
+		d.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
+	}
+	return d
+}
+
+func withServiceAccount(d *appsv1.Deployment, sa string) *appsv1.Deployment {
+	d.Spec.Template.Spec.ServiceAccountName = sa
+	return d
 }
 
 // TestBlastRadius computes role → stores → ExternalSecrets → Secrets → workloads against a real
@@ -91,6 +99,15 @@ func TestBlastRadius(t *testing.T) {
 		pullingDeployment("prod", "inventory", "inventory-regcred"),
 		pullingDeployment("payments", "payment-service", "regcred-payment"),
 		pullingDeployment("payments", "order-service-lookalike", "regcred-order-service"), // other namespace: not affected
+		// Pulls through its ServiceAccount only: the manifest names no secret.
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "batch"},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-order-service"}}},
+		withServiceAccount(pullingDeployment("prod", "nightly-report", ""), "batch"),
+		// The namespace's default account hands the payments secret to every pod without another
+		// account: ledger, and the lookalike too (it names another secret, but inherits this one).
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "payments", Name: "default"},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-payment"}}},
+		pullingDeployment("payments", "ledger", ""),
 	} {
 		must(t, c.Create(ctx, o))
 	}
@@ -109,7 +126,8 @@ func TestBlastRadius(t *testing.T) {
 				Stores:          []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "order-service-regcred")},
 				Secrets:         []events.ObjectRef{ref("Secret", "prod", "inventory-regcred"), ref("Secret", "prod", "regcred-order-service")},
-				Workloads:       []events.ObjectRef{ref("Deployment", "prod", "inventory"), ref("Deployment", "prod", "order-service")},
+				Workloads: []events.ObjectRef{ref("Deployment", "prod", "inventory"), ref("Deployment", "prod", "nightly-report"),
+					ref("Deployment", "prod", "order-service")},
 			},
 		},
 		"namespaced store on its own mount": {
@@ -118,7 +136,8 @@ func TestBlastRadius(t *testing.T) {
 				Stores:          []events.ObjectRef{ref("SecretStore", "payments", "vault-payments")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "payments", "payment-regcred")},
 				Secrets:         []events.ObjectRef{ref("Secret", "payments", "regcred-payment")},
-				Workloads:       []events.ObjectRef{ref("Deployment", "payments", "payment-service")},
+				Workloads: []events.ObjectRef{ref("Deployment", "payments", "ledger"), ref("Deployment", "payments", "order-service-lookalike"),
+					ref("Deployment", "payments", "payment-service")},
 			},
 		},
 		"a role no store uses": {roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "nobody"}}, want: &events.BlastRadius{}},
