@@ -80,6 +80,9 @@ func TestChartValues(t *testing.T) {
 				"--cert-lifetime=720h"}}}}, // --exempt-namespaces defaults to kube-system,$POD_NAMESPACE
 		"guard off": {set: []string{"auditguard.enabled=false"}, gone: []objectKey{guard,
 			{"v1", "Service", "", "credchain-auditguard"}, {"rbac.authorization.k8s.io/v1", "ClusterRole", "", "credchain-auditguard"}}},
+		"guard off drops its alerts": {set: []string{"auditguard.enabled=false", "monitoring.prometheusRule.enabled=true"},
+			want: map[objectKey]map[string]any{{"monitoring.coreos.com/v1", "PrometheusRule", "", "credchain"}: {
+				"spec.groups.0.name": "credchain.eso", "spec.groups.1.name": "credchain.webhook", "spec.groups.2.name": "credchain.events"}}},
 		"guard without persistence": {set: []string{"auditguard.persistence.enabled=false"},
 			want: map[objectKey]map[string]any{guard: {"spec.template.spec.volumes.0.emptyDir": map[string]any{}}},
 			gone: []objectKey{{"v1", "PersistentVolumeClaim", "", "credchain-auditguard-state"}}},
