@@ -27,7 +27,8 @@ vet:
 	$(GO) vet ./...
 
 ## demo: the incident (scenarios 1-3 of e2e/) narrated on real local servers; cleans up after itself.
-demo: testbin build
+demo: build
+	hack/testbin.sh k8s etcd vault eso registry
 	$(GO) run ./hack/demo --credchain $(BIN)/credchain --manifests manifests
 
 ## e2e: only the incident replay (make test runs it too).
