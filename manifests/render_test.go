@@ -50,11 +50,16 @@ func TestChartRendersKustomize(t *testing.T) {
 	}
 }
 
-// helmTemplate renders the chart as a release named credchain in namespace ns, with --set values.
+// helmTemplate renders the chart as a release named credchain in namespace ns, with --set values
+// ("json:" values go through --set-json, which types numbers as a values file does: float64).
 func helmTemplate(t testing.TB, ns string, set ...string) []byte {
 	t.Helper()
 	args := []string{"template", "credchain", chart, "--namespace", ns}
 	for _, s := range set {
+		if v, ok := strings.CutPrefix(s, "json:"); ok {
+			args = append(args, "--set-json", v)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	return run(t, testenv.Helm(t), args...)

@@ -78,6 +78,10 @@ func TestChartValues(t *testing.T) {
 				"--cert-dir=/certs", "--state-dir=/var/lib/credchain-webhook", "--cert-secret-namespace=platform",
 				"--cert-dns-names=credchain-webhook.platform.svc,credchain-webhook.platform.svc.cluster.local,webhook.example",
 				"--cert-lifetime=720h"}}}}, // --exempt-namespaces defaults to kube-system,$POD_NAMESPACE
+		"numbers from a values file stay integers": {set: []string{"json:auditguard.maxLine=1048576", "json:webhook.staleFactor=-1"},
+			want: map[objectKey]map[string]any{
+				guard:   {"spec.template.spec.containers.0.args.5": "--max-line=1048576"},
+				webhook: {"spec.template.spec.containers.0.args.4": "--stale-factor=-1"}}},
 		"guard off": {set: []string{"auditguard.enabled=false"}, gone: []objectKey{guard,
 			{"v1", "Service", "", "credchain-auditguard"}, {"rbac.authorization.k8s.io/v1", "ClusterRole", "", "credchain-auditguard"}}},
 		"guard off drops its alerts": {set: []string{"auditguard.enabled=false", "monitoring.prometheusRule.enabled=true"},

@@ -29,38 +29,47 @@ annotations:
 {{- end }}
 
 {{/*
-credchain.flag renders "- --name=value" when value is set: nil and "" mean the command's default
-and render nothing. Lists are joined with commas (the flags are string slices).
+credchain.flags turns a list of (flag, value) pairs into a JSON list of arguments: "--flag=value", or
+"--flag" for true. nil, "", false and 0-as-unset (pass nil) mean the command's own default and render
+nothing. Lists are joined with commas (the flags are string slices); values.yaml numbers arrive as
+float64 (1048576 would print as 1.048576e+06) and every numeric flag is an integer.
 */}}
-{{- define "credchain.flag" -}}
-{{- $v := .value -}}
+{{- define "credchain.flags" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $name := index . 0 -}}
+{{- $v := index . 1 -}}
 {{- if kindIs "slice" $v }}{{ $v = join "," $v }}{{ end -}}
-{{- /* values.yaml numbers arrive as float64 (1048576 would print as 1.048576e+06); every numeric flag is an integer */ -}}
 {{- if kindIs "float64" $v }}{{ $v = int64 $v }}{{ end -}}
-{{- if and (not (kindIs "invalid" $v)) (ne (toString $v) "") }}
-- --{{ .name }}={{ $v }}
+{{- if kindIs "bool" $v -}}
+{{- if $v }}{{ $out = append $out $name }}{{ end -}}
+{{- else if and (not (kindIs "invalid" $v)) (ne (toString $v) "") -}}
+{{- $out = append $out (printf "%s=%v" $name $v) -}}
 {{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end }}
 
-{{/* credchain.delivery renders the event delivery flags shared by both commands. */}}
+{{/* credchain.delivery is the event delivery flags both commands share, as credchain.flags pairs. */}}
 {{- define "credchain.delivery" -}}
-{{- include "credchain.flag" (dict "name" "cluster" "value" .cluster) }}
-{{- include "credchain.flag" (dict "name" "nats-url" "value" .nats.urls) }}
-{{- if .nats.createStream }}
-- --nats-create-stream
+{{- toJson (list
+  (list "--cluster" .cluster)
+  (list "--nats-url" .nats.urls)
+  (list "--nats-create-stream" .nats.createStream)
+  (list "--nats-creds" .nats.credsFile)
+  (list "--nats-nkey-seed" .nats.nkeySeedFile)
+  (list "--nats-ca" .nats.caFile)
+  (list "--nats-cert" .nats.certFile)
+  (list "--nats-key" .nats.keyFile)
+  (list "--slack-webhook-file" .slackWebhookFile)
+  (list "-v" (.logLevel | default nil))) -}}
 {{- end }}
-{{- include "credchain.flag" (dict "name" "nats-creds" "value" .nats.credsFile) }}
-{{- include "credchain.flag" (dict "name" "nats-nkey-seed" "value" .nats.nkeySeedFile) }}
-{{- include "credchain.flag" (dict "name" "nats-ca" "value" .nats.caFile) }}
-{{- include "credchain.flag" (dict "name" "nats-cert" "value" .nats.certFile) }}
-{{- include "credchain.flag" (dict "name" "nats-key" "value" .nats.keyFile) }}
-{{- include "credchain.flag" (dict "name" "slack-webhook-file" "value" .slackWebhookFile) }}
-{{- if .logLevel }}
-- -v={{ .logLevel }}
-{{- end }}
-{{- with .extraArgs }}
-{{ toYaml . }}
-{{- end }}
+
+{{/* credchain.auditFiles: one --audit-file pair per file (the flag repeats rather than taking a list). */}}
+{{- define "credchain.auditFiles" -}}
+{{- $out := list -}}
+{{- range .auditFiles }}{{ $out = append $out (list "--audit-file" .) }}{{ end -}}
+{{- toJson $out -}}
 {{- end }}
 
 {{/* credchain.exempt is the exempt namespace list: webhook.exemptNamespaces plus the release namespace. */}}
