@@ -107,7 +107,7 @@ helm() {
   for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     x="$x -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
   done
-  build_one "$HACK/helm" "$ROOT/helm-$HELM_VERSION/helm" "helm v$HELM_VERSION (~2-4 min cold)" \
+  build_one "$HACK/helm" "$ROOT/helm-$HELM_VERSION/helm" "helm v$HELM_VERSION (~4-10 min cold)" \
     -ldflags "-s -w $x" helm.sh/helm/v3/cmd/helm
 }
 
@@ -117,7 +117,7 @@ helm() {
 promcrds() {
   local gen="$ROOT/controller-gen-$CONTROLLER_GEN_VERSION/controller-gen"
   local out="$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
-  build_one "$HACK/controller-gen" "$gen" "controller-gen v$CONTROLLER_GEN_VERSION (~2 min cold)" \
+  build_one "$HACK/controller-gen" "$gen" "controller-gen v$CONTROLLER_GEN_VERSION (~3 min cold)" \
     -ldflags "-s -w" sigs.k8s.io/controller-tools/cmd/controller-gen
   if [[ -d "$out" ]]; then log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: cached at $out"; return 0; fi
   log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: generating"
@@ -130,7 +130,7 @@ promcrds() {
 
 # promcheck: PromQL and rule-file checks with Prometheus' own parser (hack/testbin/promql).
 promcheck() {
-  build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck" "promcheck (prometheus v$PROMETHEUS_VERSION parser, ~1 min cold)" -ldflags "-s -w" .
+  build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck" "promcheck (prometheus v$PROMETHEUS_VERSION parser, ~2 min cold)" -ldflags "-s -w" .
 }
 
 tools=("$@")
