@@ -39,7 +39,10 @@ type Guard struct {
 
 	mu         sync.Mutex
 	namespaces map[string]bool // Vault namespaces seen (root always)
-	dangling   map[polKey]bool // reported once until the state changes
+	// k8sMounts caches each namespace's Kubernetes auth mounts from the last resync; an auth mount
+	// change triggers a resync, so role writes never need to ask Vault.
+	k8sMounts map[string][]string
+	dangling  map[polKey]bool // reported once until the state changes
 }
 
 // Option configures a Guard.
@@ -213,8 +216,8 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		}
 	case KindAuthMount:
 		if !failed {
-			if err := g.resync(ctx, "resync"); err != nil {
-				g.log.Error(err, "resync after auth mount change failed")
+			if err := g.reindex(ctx); err != nil {
+				g.log.Error(err, "re-indexing roles after an auth mount change failed")
 			}
 		}
 	case KindAudit:

@@ -299,6 +299,29 @@ func TestGuardAgainstVault(t *testing.T) {
 		}
 	})
 
+	t.Run("a kubernetes mount enabled while the guard runs: its roles are guarded", func(t *testing.T) {
+		// The guard caches the kubernetes mounts; the mount's own audit entry must refresh that cache.
+		must(t, sys.EnableAuthWithOptions("k8s-payments", &vault.EnableAuthOptions{Type: "kubernetes"}))
+		must(t, e.root.Sys().PutPolicy("team-payments", `path "registry-creds/data/payments" { capabilities = ["read"] }`))
+		_, err := e.root.Logical().Write("auth/k8s-payments/role/payments", map[string]any{
+			"bound_service_account_names": "payments", "bound_service_account_namespaces": "payments", "policies": "team-payments",
+		})
+		must(t, err)
+		// The guard snapshots a policy by reading it back after its write; wait until it has caught
+		// up (a marker's delete is reported) so the delete below does not race that read.
+		n := e.events.Count()
+		must(t, bot.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
+		must(t, bot.Sys().DeletePolicy("marker"))
+		e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
+		n = e.events.Count()
+		must(t, bot.Sys().DeletePolicy("team-payments"))
+		e.waitPolicy(t, "team-payments", `path "registry-creds/data/payments" { capabilities = ["read"] }`)
+		ev := e.events.wait(t, auditguard.EventPolicyRestored, "team-payments", n)
+		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "k8s-payments", Name: "payments"}}) {
+			t.Errorf("roles = %+v", ev.Roles)
+		}
+	})
+
 	outer := t // the restarted guard must outlive this subtest
 	t.Run("deleted while the guard is down: reconcile restores it on restart", func(t *testing.T) {
 		stop()

@@ -55,12 +55,27 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 }
 
 func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
-	mounts, err := g.vault.KubernetesMounts(ctx, ns)
-	if err != nil {
-		g.log.Error(err, "listing auth mounts")
-		return false
+	g.mu.Lock()
+	mounts, ok := g.k8sMounts[ns]
+	g.mu.Unlock()
+	if !ok {
+		var err error
+		if mounts, err = g.vault.KubernetesMounts(ctx, ns); err != nil {
+			g.log.Error(err, "listing auth mounts")
+			return false
+		}
+		g.setKubernetesMounts(ns, mounts)
 	}
 	return slices.Contains(mounts, mount)
+}
+
+func (g *Guard) setKubernetesMounts(ns string, mounts []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.k8sMounts == nil {
+		g.k8sMounts = map[string][]string{}
+	}
+	g.k8sMounts[ns] = mounts
 }
 
 // snapshot re-reads one policy and stores its body.
@@ -81,6 +96,31 @@ func (g *Guard) snapshot(ctx context.Context, ns, name, source string, writer *A
 
 // resync rebuilds the index and refreshes every policy snapshot from the API.
 func (g *Guard) resync(ctx context.Context, source string) error {
+	errs := []error{g.reindex(ctx)}
+	for _, ns := range g.seenNamespaces() {
+		pols, err := g.vault.ListPolicies(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range pols {
+			if p == "root" {
+				continue
+			}
+			g.snapshot(ctx, ns, p, source, nil)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	g.metrics.LastResync.SetToCurrentTime()
+	return nil
+}
+
+// reindex rebuilds the policy → role index from every Kubernetes auth mount's roles. It is what an
+// auth mount change needs: a full resync would also re-read every policy, holding up the deletes
+// queued behind it.
+func (g *Guard) reindex(ctx context.Context) error {
 	var errs []error
 	for _, ns := range g.seenNamespaces() {
 		mounts, err := g.vault.KubernetesMounts(ctx, ns)
@@ -88,6 +128,7 @@ func (g *Guard) resync(ctx context.Context, source string) error {
 			errs = append(errs, err)
 			continue
 		}
+		g.setKubernetesMounts(ns, mounts)
 		roles := map[RoleRef][]string{}
 		failed := false
 		for _, m := range mounts {
@@ -110,24 +151,9 @@ func (g *Guard) resync(ctx context.Context, source string) error {
 		if !failed { // never replace a good index with a partial one
 			g.index.Replace(ns, roles)
 		}
-		pols, err := g.vault.ListPolicies(ctx, ns)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, p := range pols {
-			if p == "root" {
-				continue
-			}
-			g.snapshot(ctx, ns, p, source, nil)
-		}
 	}
 	g.updateIndexMetrics()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
-	g.metrics.LastResync.SetToCurrentTime()
-	return nil
+	return errors.Join(errs...)
 }
 
 // reconcile restores every referenced policy missing from Vault: deletes made while the guard was
