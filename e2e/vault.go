@@ -35,8 +35,21 @@ func (s *Stack) vaultCLI(ctx context.Context, token, stdin string, args ...strin
 	if strings.HasPrefix(shown, "hvs.") {
 		shown = "hvs.… (token hidden)\n"
 	}
-	s.Narrator.Command("vault "+strings.Join(args, " "), shown)
+	s.Narrator.Command("vault "+strings.Join(masked(args), " "), shown)
 	return out, err
+}
+
+// masked hides password=... arguments from the narration: the demo's credentials are throwaway,
+// but a printed password teaches the wrong habit.
+func masked(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if k, _, ok := strings.Cut(a, "="); ok && k == "password" {
+			a = k + "=<redacted>"
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // quietVault is vaultCLI without narration, for commands whose arguments hold a token.
