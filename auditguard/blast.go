@@ -25,8 +25,8 @@ import (
 // role → ESO SecretStores/ClusterSecretStores logging in with it (spec.provider.vault.auth.kubernetes
 // role and mountPath) → ExternalSecrets using those stores → their target Secrets → Deployments,
 // StatefulSets, DaemonSets and CronJobs whose pod templates pull with those Secrets, directly or
-// through their ServiceAccount's imagePullSecrets (the kubelet merges those in at admission of the
-// pod, so a workload can depend on a Secret its manifest never names).
+// through their ServiceAccount's imagePullSecrets (the ServiceAccount admission plugin copies those
+// into every pod that names none, so a workload can depend on a Secret its manifest never names).
 type Blast struct {
 	cache   cache.Cache
 	version string // ESO API version served
@@ -185,10 +185,13 @@ func (b *Blast) workloads(ctx context.Context, secrets map[string]bool, br *even
 		}
 	}
 	uses := func(ns string, spec *corev1.PodSpec) bool {
-		for _, r := range spec.ImagePullSecrets {
-			if secrets[ns+"/"+r.Name] {
-				return true
+		if len(spec.ImagePullSecrets) > 0 { // its own list replaces the account's
+			for _, r := range spec.ImagePullSecrets {
+				if secrets[ns+"/"+r.Name] {
+					return true
+				}
 			}
+			return false
 		}
 		sa := spec.ServiceAccountName
 		if sa == "" {

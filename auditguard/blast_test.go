@@ -103,8 +103,8 @@ func TestBlastRadius(t *testing.T) {
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "batch"},
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-order-service"}}},
 		withServiceAccount(pullingDeployment("prod", "nightly-report", ""), "batch"),
-		// The namespace's default account hands the payments secret to every pod without another
-		// account: ledger, and the lookalike too (it names another secret, but inherits this one).
+		// The namespace's default account hands the payments secret to pods that name no pull secret:
+		// ledger, not the lookalike (its own list replaces the account's).
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "payments", Name: "default"},
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-payment"}}},
 		pullingDeployment("payments", "ledger", ""),
@@ -136,8 +136,7 @@ func TestBlastRadius(t *testing.T) {
 				Stores:          []events.ObjectRef{ref("SecretStore", "payments", "vault-payments")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "payments", "payment-regcred")},
 				Secrets:         []events.ObjectRef{ref("Secret", "payments", "regcred-payment")},
-				Workloads: []events.ObjectRef{ref("Deployment", "payments", "ledger"), ref("Deployment", "payments", "order-service-lookalike"),
-					ref("Deployment", "payments", "payment-service")},
+				Workloads:       []events.ObjectRef{ref("Deployment", "payments", "ledger"), ref("Deployment", "payments", "payment-service")},
 			},
 		},
 		"a role no store uses": {roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "nobody"}}, want: &events.BlastRadius{}},

@@ -92,7 +92,7 @@ type Decider struct {
 }
 
 // Decide checks every pull secret the pods will carry: the pod spec's own imagePullSecrets and those
-// inherited from its ServiceAccount (which Kubernetes copies into each pod at admission). All
+// inherited from its ServiceAccount (which Kubernetes copies into a pod that names none). All
 // problems are reported at once so one `kubectl apply` shows everything to fix.
 func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision {
 	dec := Decision{Reason: ReasonNoPullSecrets}
@@ -102,10 +102,15 @@ func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision
 		}
 		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, now)
 	}
+	if len(refs.ImagePullSecrets) > 0 {
+		// The ServiceAccount admission plugin copies the account's pull secrets only into pods
+		// that name none: a template with its own list never pulls with the account's.
+		return dec
+	}
 	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
 	for i, name := range saSecrets {
-		if name == "" || contains(refs.ImagePullSecrets, name) {
-			continue // already checked (and reported) under the pod spec's own field
+		if name == "" {
+			continue
 		}
 		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, now)
 	}
@@ -131,7 +136,7 @@ func (r ref) via() string {
 	if r.serviceAccount == "" {
 		return ""
 	}
-	return fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by every pod): ", r.serviceAccount, r.index)
+	return fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by pods that name no pull secret): ", r.serviceAccount, r.index)
 }
 
 func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) {
@@ -270,15 +275,6 @@ func (dec *Decision) Message(kind, namespace, name string) string {
 		b.WriteString(e.Error())
 	}
 	return b.String()
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // oneLine flattens a provider error (often multi-line, with Vault's "* permission denied" bullets)

@@ -159,7 +159,13 @@ func TestDecide(t *testing.T) {
 			sa:      map[string][]string{"prod/builder": {"regcred-order-service"}},
 			refs:    PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "builder"},
 			reason:  ReasonNotSynced,
-			denials: []string{`spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by every pod): secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+			denials: []string{`spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"the pod's own secrets replace the account's: a broken account secret is not checked": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {synced}, "prod/regcred-broken": {failing}},
+			sa:     map[string][]string{"prod/default": {"regcred-broken", "handmade"}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason: ReasonSynced,
 		},
 		"secret on both pod and service account is reported once": {
 			sa:      map[string][]string{"prod/default": {"handmade"}},

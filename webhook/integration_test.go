@@ -410,7 +410,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		if err := cl.c.Create(ctx, sa); err != nil {
 			t.Fatal(err)
 		}
-		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by every pod): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
+		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
 		eventually(t, 10*time.Second, func() error {
 			msg, err := denial(cl.c.Create(ctx, deployment("prod", "builder", "builder")))
 			if err != nil {
