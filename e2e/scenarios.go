@@ -220,6 +220,7 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 		return err
 	}
 	s.Narrator.Step("Someone restarts the rollout: credchain denies it and says why")
+	ev0 = len(s.eventsNow()) // the dry runs above reported nothing; this denial is reported
 	out, err := s.kubectl(ctx, "", "rollout", "restart", "deployment/"+Workload, "-n", Namespace)
 	if err == nil {
 		return fmt.Errorf("rollout restart admitted while %s is not synced:\n%s", ExternalSecret, out)
@@ -232,6 +233,12 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	e, err := s.waitEvent(ctx, ev0, events.AdmissionDenied, Workload)
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(e.Message, "403") || e.Actor == nil || e.Actor.DisplayName != "platform-engineer" {
+		return fmt.Errorf("admission.denied names %+v and says %q; want the platform engineer's rollout and Vault's 403", e.Actor, e.Message)
+	}
+	if evs, _ := s.EventsSince(0); countType(evs[:ev0], events.AdmissionDenied) != 0 {
+		return fmt.Errorf("the server-side dry runs were reported as admission.denied")
 	}
 	s.Narrator.Say("nats credchain."+Cluster+"."+e.Type, e.Message)
 
@@ -302,6 +309,16 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	}
 	s.Narrator.Say("auditguard", "reconcile pass done: 0 restores, no policy events")
 	return nil
+}
+
+func countType(evs []events.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Stack) eventsNow() []events.Event {

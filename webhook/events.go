@@ -100,6 +100,10 @@ func WithEvents(em *EventEmitter, next admission.Handler) admission.Handler {
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		ctx, rh := withReason(ctx)
 		resp := next.Handle(ctx, req)
+		if req.DryRun != nil && *req.DryRun {
+			// kubectl diff, apply --dry-run=server, GitOps previews: nothing was changed, nobody to tell.
+			return resp
+		}
 		var typ, msg string
 		switch {
 		case !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden:

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credchain/credchain/internal/events"
@@ -123,5 +124,38 @@ func TestReplicasDenialIsOneStreamMessage(t *testing.T) {
 	msgs := info.State.Msgs
 	if msgs != 1 {
 		t.Fatalf("stream holds %d admission events for one denial seen by two replicas, want 1", msgs)
+	}
+}
+
+// TestDryRunIsNotAnEvent: a server-side dry run is answered like the real request but reported to nobody.
+func TestDryRunIsNotAnEvent(t *testing.T) {
+	rec := &events.Recorder{}
+	em := &EventEmitter{Notifier: rec, Log: logr.Discard()}
+	go func() { _ = em.Run(t.Context()) }()
+	deny := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		return admission.Denied("not synced")
+	})
+	h := WithEvents(em, deny)
+	for name, tc := range map[string]struct {
+		dryRun *bool
+		events int
+	}{
+		"server-side dry run": {dryRun: ptr.To(true), events: 0},
+		"real update":         {dryRun: ptr.To(false), events: 1},
+	} {
+		n := len(rec.All())
+		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{DryRun: tc.dryRun, Namespace: "prod", Name: name,
+			Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Operation: admissionv1.Update}}
+		if resp := h.Handle(t.Context(), req); resp.Allowed {
+			t.Fatalf("%s: admitted", name)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for len(rec.All())-n < tc.events && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // an event that should not come has had its chance
+		if got := len(rec.All()) - n; got != tc.events {
+			t.Errorf("%s: %d events, want %d", name, got, tc.events)
+		}
 	}
 }
