@@ -39,8 +39,8 @@ type Guard struct {
 
 	mu         sync.Mutex
 	namespaces map[string]bool // Vault namespaces seen (root always)
-	// k8sMounts caches each namespace's Kubernetes auth mounts from the last resync; an auth mount
-	// change triggers a resync, so role writes never need to ask Vault.
+	// k8sMounts caches each namespace's Kubernetes auth mounts from the last re-index (every resync
+	// and every auth mount change), so a role write on a known Kubernetes mount needs no API call.
 	k8sMounts map[string][]string
 	dangling  map[polKey]bool // reported once until the state changes
 }

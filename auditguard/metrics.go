@@ -39,6 +39,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Events:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
 		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
 	}
+	// Every labelled series exists from the start at 0: Prometheus' increase() does not count a
+	// series' first appearance, so a lazily created {result="failed"} would hide the first failure.
+	for _, r := range []string{"ok", "failed"} {
+		m.Restores.WithLabelValues(r)
+	}
+	for _, r := range []string{"queue_full", "too_long"} {
+		m.LinesDropped.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores,
 			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections)

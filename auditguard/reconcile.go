@@ -58,7 +58,9 @@ func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
 	g.mu.Lock()
 	mounts, ok := g.k8sMounts[ns]
 	g.mu.Unlock()
-	if !ok {
+	if !ok || !slices.Contains(mounts, mount) {
+		// Unknown here: a mount whose sys/auth entry the guard missed (dropped while it fell
+		// behind), or a role on another auth method (AppRole...), which is rare enough to ask.
 		var err error
 		if mounts, err = g.vault.KubernetesMounts(ctx, ns); err != nil {
 			g.log.Error(err, "listing auth mounts")

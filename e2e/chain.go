@@ -258,7 +258,7 @@ func (s *Stack) waitSlack(ctx context.Context, from int, want ...string) (string
 }
 
 // GuardMetric reads one sample from the guard's /metrics ("" labels: the unlabelled series); a
-// series that does not exist reads 0.
+// series that does not exist is an error (the guard creates every series it has at start).
 func (s *Stack) GuardMetric(ctx context.Context, name, labels string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.guardMetr+"/metrics", nil)
 	if err != nil {
@@ -280,5 +280,8 @@ func (s *Stack) GuardMetric(ctx context.Context, name, labels string) (float64, 
 			return strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0, sc.Err()
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("the guard's /metrics has no series %s", want)
 }

@@ -68,6 +68,10 @@ func NewDispatcher(db *bolt.DB, log logr.Logger, reg prometheus.Registerer, sink
 		}
 		d.workers = append(d.workers, &worker{sink: s, outbox: o, wake: make(chan struct{}, 1)})
 		d.metrics.pending.WithLabelValues(s.Name()).Set(float64(o.Len()))
+		// delivered and retries exist at 0 from the start, so "pending but nothing delivered" alerts
+		// work for a sink that never delivered once (wrong URL, bad credentials).
+		d.metrics.delivered.WithLabelValues(s.Name())
+		d.metrics.retries.WithLabelValues(s.Name())
 	}
 	return d, nil
 }
