@@ -81,8 +81,9 @@ type Stack struct {
 	posts   []string
 }
 
-// Start brings the whole stack up: Kubernetes, Vault, registry, ESO, NATS, Slack stand-in,
-// credchain's install and webhook. The guard is started by the scenarios (it comes and goes).
+// Start brings the whole stack up: Kubernetes, NATS and the Slack stand-in, registry, Vault,
+// credchain's install and webhook (right after the install, which picked its port), ESO. The guard
+// is started by the scenarios (it comes and goes).
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Narrator == nil {
 		o.Narrator = Logf(func(string, ...any) {})
@@ -94,7 +95,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 	for _, f := range []func(context.Context) error{s.startKube, s.startNATS, s.startRegistry, s.startVault,
-		s.setupKubeAuth, s.install, s.startESO, s.startWebhook} {
+		s.setupKubeAuth, s.install, s.startWebhook, s.startESO} {
 		if err := f(ctx); err != nil {
 			return nil, err
 		}
