@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,8 +68,20 @@ func NewBlast(ctx context.Context, cfg *rest.Config, log logr.Logger) (*Blast, e
 			log.Error(err, "cluster cache stopped")
 		}
 	}()
-	if !c.WaitForCacheSync(ctx) {
-		return nil, fmt.Errorf("cluster caches did not sync")
+	// An informer the guard may not list (an older ClusterRole, say) never syncs; say so every
+	// blastSyncWarn and keep waiting, so fixing the RBAC brings the blast radius back without a restart.
+	for {
+		wctx, cancel := context.WithTimeout(ctx, blastSyncWarn)
+		synced := c.WaitForCacheSync(wctx)
+		cancel()
+		if synced {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster caches did not sync: %w", ctx.Err())
+		}
+		log.Info("blast radius caches not synced yet; events name only the Vault roles until they are. Check that the guard's ClusterRole allows get/list/watch on ESO stores and ExternalSecrets, deployments, statefulsets, daemonsets, cronjobs and serviceaccounts",
+			"waited", blastSyncWarn.String())
 	}
 	log.Info("blast radius caches synced", "externalSecretVersion", b.version)
 	return b, nil
@@ -107,6 +120,9 @@ func listItem(l client.ObjectList) client.Object {
 	}
 	return nil
 }
+
+// blastSyncWarn is how long NewBlast waits for its caches before saying it is still waiting.
+var blastSyncWarn = 2 * time.Minute
 
 type storeKey struct{ kind, ns, name string }
 

@@ -4,13 +4,17 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	vault "github.com/hashicorp/vault/api"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,6 +162,54 @@ func TestBlastRadius(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("missing RBAC: waits and says so, syncs once granted", func(t *testing.T) {
+		defer auditguard.SetBlastSyncWarn(300 * time.Millisecond)()
+		// The install's rules minus serviceaccounts, as an older ClusterRole would have them.
+		rules := []rbacv1.PolicyRule{
+			{APIGroups: []string{"external-secrets.io"}, Resources: []string{"secretstores", "clustersecretstores", "externalsecrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: []string{"get", "list", "watch"}},
+		}
+		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "old-guard"}, Rules: rules}
+		must(t, c.Create(ctx, role))
+		must(t, c.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "old-guard"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "old-guard"},
+			Subjects: []rbacv1.Subject{{Kind: "User", Name: "old-guard"}}}))
+		user, err := env.AddUser(envtest.User{Name: "old-guard"}, nil)
+		must(t, err)
+		var logged atomic.Int32
+		log := funcr.New(func(_, args string) {
+			if strings.Contains(args, "serviceaccounts") {
+				logged.Add(1)
+			}
+		}, funcr.Options{})
+		done := make(chan error, 1)
+		go func() {
+			_, err := auditguard.NewBlast(ctx, user.Config(), log)
+			done <- err
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for logged.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if logged.Load() == 0 {
+			t.Fatal("NewBlast said nothing about the caches it cannot sync")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("NewBlast returned (%v) without list rights on serviceaccounts", err)
+		default:
+		}
+		role.Rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}})
+		must(t, c.Update(ctx, role))
+		select {
+		case err := <-done:
+			must(t, err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("NewBlast did not sync after the ClusterRole was fixed")
+		}
+	})
 
 	t.Run("policy.restored carries the blast radius", func(t *testing.T) {
 		user, err := env.AddUser(envtest.User{Name: "credchain-auditguard", Groups: []string{"system:masters"}}, nil)
