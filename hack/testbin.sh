@@ -90,7 +90,7 @@ vault() {
 }
 
 eso() {
-  build_one "$HACK/eso" "$ROOT/eso-$ESO_VERSION/external-secrets" "external-secrets v$ESO_VERSION (~4 min cold)" -ldflags "-s -w" .
+  build_one "$HACK/eso" "$ROOT/eso-$ESO_VERSION/external-secrets" "external-secrets v$ESO_VERSION (~9 min cold)" -ldflags "-s -w" .
 }
 
 registry() {
