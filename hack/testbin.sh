@@ -54,7 +54,7 @@ build_one() {
 
 k8s() {
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
-  build_one "$HACK/k8s" "$ASSETS/kube-apiserver" "kube-apiserver v$K8S_VERSION (~15 min cold)" \
+  build_one "$HACK/k8s" "$ASSETS/kube-apiserver" "kube-apiserver v$K8S_VERSION (~17-21 min cold)" \
     -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-apiserver
   build_one "$HACK/k8s" "$ASSETS/kubectl" "kubectl v$K8S_VERSION (~1 min after kube-apiserver)" \
     -ldflags "$ldflags" k8s.io/kubernetes/cmd/kubectl
@@ -85,7 +85,7 @@ vault() {
     grep -q -e '_ string) error' -e 'ActivationFunc(ctx, nil, "")' -e 'restoredKeyName := keyName' "$v/$f" \
       || { log "vault: patch did not apply to $f"; exit 1; }
   done
-  build_one "$work" "$out" "vault v$VAULT_VERSION (~14 min cold)" -mod=vendor -ldflags "-s -w" .
+  build_one "$work" "$out" "vault v$VAULT_VERSION (~14-23 min cold)" -mod=vendor -ldflags "-s -w" .
   rm -rf "$work"
 }
 
