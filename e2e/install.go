@@ -124,15 +124,21 @@ func containerArgs(o *unstructured.Unstructured) (args, env []string, err error)
 	if len(cs) == 0 {
 		return nil, nil, fmt.Errorf("deployment %s has no containers", o.GetName())
 	}
-	c := cs[0].(map[string]any)
-	for _, a := range c["args"].([]any) {
-		args = append(args, a.(string))
+	c, _ := cs[0].(map[string]any)
+	as, _ := c["args"].([]any)
+	if len(as) == 0 {
+		return nil, nil, fmt.Errorf("deployment %s: its container has no args", o.GetName())
+	}
+	for _, a := range as {
+		str, _ := a.(string)
+		args = append(args, str)
 	}
 	if es, ok := c["env"].([]any); ok {
 		for _, e := range es {
-			m := e.(map[string]any)
+			m, _ := e.(map[string]any)
+			name, _ := m["name"].(string)
 			if v, ok := m["value"].(string); ok {
-				env = append(env, m["name"].(string)+"="+v)
+				env = append(env, name+"="+v)
 			}
 		}
 	}
