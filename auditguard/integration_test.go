@@ -16,7 +16,6 @@ import (
 	"github.com/go-logr/logr/testr"
 	vault "github.com/hashicorp/vault/api"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/credchain/credchain/auditguard"
@@ -197,13 +196,7 @@ func (e *env) waitPolicy(t testing.TB, name, want string) time.Duration {
 func TestGuardAgainstVault(t *testing.T) {
 	e := setup(t)
 	// An in-process nats-server with JetStream: the guard publishes every event there too.
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	must(t, err)
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := testenv.StartNATS(t)
 	e.natsURL = ns.ClientURL()
 	nc, err := nats.Connect(e.natsURL)
 	must(t, err)

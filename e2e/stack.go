@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -164,13 +163,9 @@ func (s *Stack) startKube(ctx context.Context) error {
 // startNATS runs nats-server in this process and collects every credchain event it carries, and a
 // Slack stand-in that records the messages posted to it.
 func (s *Stack) startNATS(context.Context) error {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.path("nats")})
+	srv, err := testenv.NATS(s.path("nats"), 0)
 	if err != nil {
 		return err
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		return errors.New("nats-server not ready after 10s")
 	}
 	s.natsSrv = srv
 	if s.nc, err = nats.Connect(srv.ClientURL()); err != nil {

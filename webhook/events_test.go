@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // Two replicas must name the same denial the same way, so the JetStream stream (Nats-Msg-Id) keeps
@@ -64,15 +64,7 @@ func (s sinkNotifier) Notify(ctx context.Context, e events.Event) error {
 // TestReplicasDenialIsOneStreamMessage: two webhook replicas deny the same rollout; each reports
 // it (their dedup is local), and the JetStream stream keeps one message.
 func TestReplicasDenialIsOneStreamMessage(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	defer srv.Shutdown()
+	srv := testenv.StartNATS(t)
 	deny := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Denied("secret \"regcred-order-service\" comes from ExternalSecret prod/order-service-regcred, which is not synced")
 	})

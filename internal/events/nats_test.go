@@ -16,21 +16,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // startNATS runs a real nats-server in-process with JetStream storing in dir; port 0 picks one.
 func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
+	s, err := testenv.NATS(dir, port)
 	if err != nil {
 		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(s.Shutdown)
 	return s
