@@ -122,7 +122,7 @@ func setup(t testing.TB) *env {
 // for /readyz. It returns a stop function.
 func (e *env) startGuard(t testing.TB, files bool) func() {
 	t.Helper()
-	health := freeAddr(t)
+	health := testenv.FreeAddrT(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
 		HealthAddr: health, ReconcileInterval: time.Hour}
 	cfg.Kube = e.kube
@@ -164,13 +164,6 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (e *env) policy(t testing.TB, name string) string {

@@ -25,7 +25,7 @@ import (
 // install's RBAC is what they get.
 func (s *Stack) install(ctx context.Context) error {
 	var err error
-	if s.webhookAdr, err = freeAddr(); err != nil {
+	if s.webhookAdr, err = testenv.FreeAddr(); err != nil {
 		return err
 	}
 	s.Narrator.Step("Installing credchain: kubectl apply --server-side -k %s (webhook called at https://%s/validate)",
@@ -180,7 +180,7 @@ func (s *Stack) startESO(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (run `make testbin`)", err)
 	}
-	metrics, err := freeAddr()
+	metrics, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (s *Stack) startESO(ctx context.Context) error {
 // for the loopback address it is called at) as its ServiceAccount, delivering events to NATS and Slack.
 func (s *Stack) startWebhook(ctx context.Context) error {
 	var err error
-	if s.webhookHealth, err = freeAddr(); err != nil {
+	if s.webhookHealth, err = testenv.FreeAddr(); err != nil {
 		return err
 	}
 	host, port, _ := strings.Cut(s.webhookAdr, ":")
@@ -228,13 +228,13 @@ func (s *Stack) startWebhook(ctx context.Context) error {
 func (s *Stack) StartGuard(ctx context.Context) error {
 	var err error
 	if s.guardAdr == "" {
-		if s.guardAdr, err = freeAddr(); err != nil {
+		if s.guardAdr, err = testenv.FreeAddr(); err != nil {
 			return err
 		}
-		if s.guardHealth, err = freeAddr(); err != nil {
+		if s.guardHealth, err = testenv.FreeAddr(); err != nil {
 			return err
 		}
-		if s.guardMetr, err = freeAddr(); err != nil {
+		if s.guardMetr, err = testenv.FreeAddr(); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -92,16 +91,6 @@ func (p *proc) waitHTTP(ctx context.Context, url string, want int, timeout time.
 		}
 	}
 	return fmt.Errorf("%s: %s not answering %d after %s:\n%s", p.name, url, want, timeout, p.tail())
-}
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // eventually retries f every 200ms until it returns nil or timeout passes, returning its last error.

@@ -203,7 +203,7 @@ func (s *Stack) startRegistry(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (run `make testbin`)", err)
 	}
-	if s.registry, err = freeAddr(); err != nil {
+	if s.registry, err = testenv.FreeAddr(); err != nil {
 		return err
 	}
 	s.regUser, s.regPass = "order-service-puller", randomHex(16)

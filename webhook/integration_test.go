@@ -96,7 +96,7 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 			t.Fatal(err)
 		}
 	}
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testenv.FreeAddrT(t)
 	cfg.MetricsAddr = "0"
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -147,16 +147,6 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 		return nil
 	})
 	return cl
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // eventually retries f until it succeeds: the webhook decides from informers, which see a write a

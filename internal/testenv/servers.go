@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,4 +71,24 @@ func StartNATS(t testing.TB) *server.Server {
 	}
 	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// FreeAddr returns a loopback address nobody listens on right now, for a server started next.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// FreeAddrT is FreeAddr for tests.
+func FreeAddrT(t testing.TB) string {
+	t.Helper()
+	a, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,12 +175,10 @@ func StartVault(t testing.TB) *DevVault {
 
 // StartVaultProcess starts `vault server -dev` and waits until it is unsealed and serving.
 func StartVaultProcess(bin string) (*DevVault, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	v := &DevVault{Addr: "http://" + addr, RootToken: "root", Bin: bin, logs: &bytes.Buffer{}}
 	v.cmd = exec.Command(bin, "server", "-dev", "-dev-root-token-id=root", "-dev-listen-address="+addr, "-dev-no-store-token")
 	v.cmd.Stdout, v.cmd.Stderr = v.logs, v.logs
