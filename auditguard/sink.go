@@ -131,9 +131,26 @@ type FileSink struct {
 	Log   logr.Logger
 	// Poll is how often the file is checked for new data. Defaults to 100ms.
 	Poll time.Duration
+	// RotateGrace is how long a rotated-away file is still read after the new one appears.
+	// logrotate's "create" makes the new file before Vault is told to reopen (SIGHUP), so Vault
+	// keeps appending to the old one for a moment. Defaults to 30s.
+	RotateGrace time.Duration
 }
 
 var _ Sink = (*FileSink)(nil)
+
+// tailedFile is one open audit file and how far it has been read.
+type tailedFile struct {
+	f      *os.File
+	inode  uint64
+	offset int64
+}
+
+func (t *tailedFile) close() {
+	if t != nil {
+		t.f.Close()
+	}
+}
 
 // Run tails until ctx ends (or stdin reaches EOF).
 func (s *FileSink) Run(ctx context.Context) error {
@@ -145,55 +162,63 @@ func (s *FileSink) Run(ctx context.Context) error {
 	if poll == 0 {
 		poll = 100 * time.Millisecond
 	}
-	var f *os.File
-	var inode uint64
-	var offset int64
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	open := func() error {
-		nf, err := os.Open(s.Path)
-		if err != nil {
-			return err
-		}
-		fi, err := nf.Stat()
-		if err != nil {
-			nf.Close()
-			return err
-		}
-		if f != nil {
-			f.Close()
-		}
-		f, inode, offset = nf, inodeOf(fi), 0
-		if saved, off, ok := s.Store.Offset(s.Path); ok && saved == inode && off <= fi.Size() {
-			offset = off // resume where the last run stopped
-		}
-		return nil
+	grace := s.RotateGrace
+	if grace == 0 {
+		grace = 30 * time.Second
 	}
+	// cur is the file the path names; old the rotated-away one, read until oldUntil.
+	var cur, old *tailedFile
+	var oldUntil time.Time
+	defer func() { cur.close(); old.close() }()
 	for {
-		if f == nil {
-			if err := open(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if cur == nil {
+			nf, err := s.open()
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("opening audit file: %w", err)
 			}
+			cur = nf
 		}
-		if f != nil {
-			if err := s.drain(f, &offset, inode); err != nil {
+		if old != nil {
+			// Not persisted: the saved offset belongs to the file the path names now.
+			if err := s.drain(old, false); err != nil {
 				return err
 			}
-			// Rotation: the path now names another file. The old one was read to EOF above.
-			if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != inode {
+			if time.Now().After(oldUntil) {
+				old.close()
+				old = nil
+			}
+		}
+		if cur != nil {
+			if err := s.drain(cur, true); err != nil {
+				return err
+			}
+			fi, err := os.Stat(s.Path)
+			switch {
+			case err == nil && inodeOf(fi) != cur.inode:
+				// Rotation: the path names another file. Read the old one once more — lines
+				// written between the drain above and the Stat would be lost otherwise — and
+				// keep reading it for the grace period.
 				s.Log.Info("audit file rotated", "path", s.Path)
-				if err := open(); err != nil {
-					return fmt.Errorf("reopening rotated audit file: %w", err)
+				if err := s.drain(cur, false); err != nil {
+					return err
 				}
-				offset = 0
+				old.close()
+				old, oldUntil = cur, time.Now().Add(grace)
+				nf, err := s.open()
+				if err != nil {
+					cur = nil // the new file went away again; retried next poll
+					if !errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("reopening rotated audit file: %w", err)
+					}
+					break
+				}
+				nf.offset = 0
+				cur = nf
 				continue
-			} else if err == nil && fi.Size() < offset {
+			case err == nil && fi.Size() < cur.offset:
 				// Truncation (copytruncate): start over.
 				s.Log.Info("audit file truncated", "path", s.Path)
-				offset = 0
+				cur.offset = 0
 				continue
 			}
 		}
@@ -205,19 +230,40 @@ func (s *FileSink) Run(ctx context.Context) error {
 	}
 }
 
-// drain reads complete lines from offset to EOF and persists the new offset.
-func (s *FileSink) drain(f *os.File, offset *int64, inode uint64) error {
-	if _, err := f.Seek(*offset, io.SeekStart); err != nil {
+// open opens the path, resuming at the persisted offset when it names the same file.
+func (s *FileSink) open() (*tailedFile, error) {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	t := &tailedFile{f: f, inode: inodeOf(fi)}
+	if saved, off, ok := s.Store.Offset(s.Path); ok && saved == t.inode && off <= fi.Size() {
+		t.offset = off // resume where the last run stopped
+	}
+	return t, nil
+}
+
+// drain reads complete lines from the file's offset to EOF and, when persist is set, saves the
+// new offset.
+func (s *FileSink) drain(t *tailedFile, persist bool) error {
+	if _, err := t.f.Seek(t.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("seeking audit file: %w", err)
 	}
-	n, err := ReadLines(f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+	n, err := ReadLines(t.f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
 	if err != nil {
 		return fmt.Errorf("reading audit file: %w", err)
 	}
 	if n > 0 {
-		*offset += n
-		if err := s.Store.SaveOffset(s.Path, inode, *offset); err != nil {
-			s.Log.Error(err, "saving audit file offset")
+		t.offset += n
+		if persist {
+			if err := s.Store.SaveOffset(s.Path, t.inode, t.offset); err != nil {
+				s.Log.Error(err, "saving audit file offset")
+			}
 		}
 	}
 	return nil

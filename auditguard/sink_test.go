@@ -111,18 +111,21 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	write(f, 0, 10)
 	waitCount(t, "lines read", read, 10)
 
-	// logrotate's rename: Vault keeps writing to the old file until it reopens (SIGHUP).
+	// logrotate's rename with "create": the new file exists before Vault reopens (SIGHUP), and
+	// Vault keeps appending to the old one until then — after the sink has switched.
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	write(f, 10, 5)
-	f.Close()
-	time.Sleep(20 * time.Millisecond)
+	write(f, 10, 2)
 	nf, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(nf, 15, 7)
+	write(nf, 12, 1)
+	waitCount(t, "lines read from the new file", read, 13) // the sink has switched
+	write(f, 13, 3)
+	f.Close()
+	write(nf, 16, 6)
 	waitCount(t, "lines read after rotation", read, 22)
 
 	// copytruncate: same file, size back to zero.
