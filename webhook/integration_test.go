@@ -29,6 +29,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
@@ -75,7 +76,7 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{filepath.Join("..", "manifests", "default", "validatingwebhookconfiguration.yaml")},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{installedVWC(t)},
 		},
 	}
 	restCfg, err := env.Start()
@@ -147,6 +148,28 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 		return nil
 	})
 	return cl
+}
+
+// installedVWC reads the install's ValidatingWebhookConfiguration. Only its timeout changes: 3s
+// is right for a cluster, but a test process under -race on two busy cores can take longer, and
+// several calls below are single-shot.
+func installedVWC(t *testing.T) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "manifests", "default", "validatingwebhookconfiguration.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := yaml.UnmarshalStrict(b, vwc); err != nil {
+		t.Fatal(err)
+	}
+	if len(vwc.Webhooks) == 0 {
+		t.Fatal("the install's ValidatingWebhookConfiguration has no webhooks")
+	}
+	for i := range vwc.Webhooks {
+		vwc.Webhooks[i].TimeoutSeconds = ptr.To[int32](30)
+	}
+	return vwc
 }
 
 // eventually retries f until it succeeds: the webhook decides from informers, which see a write a
@@ -273,6 +296,29 @@ func denial(err error) (string, error) {
 	return msg[i+len(prefix):], nil
 }
 
+// createDenied waits until a server-side dry run of creating obj is denied with a message check
+// accepts, then creates it for real and requires the same. The webhook decides from informers that
+// see a write a little after the API server acknowledges it; retrying the real create instead would
+// leave the object created (AlreadyExists from then on) if a stale cache admitted the first try.
+// Dry runs store nothing and are not reported as events.
+func (cl *cluster) createDenied(t *testing.T, obj client.Object, check func(msg string) error) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		msg, err := denial(cl.c.Create(t.Context(), obj.DeepCopyObject().(client.Object), client.DryRunAll))
+		if err != nil {
+			return err
+		}
+		return check(msg)
+	})
+	msg, err := denial(cl.c.Create(t.Context(), obj))
+	if err == nil {
+		err = check(msg)
+	}
+	if err != nil {
+		t.Fatalf("create after the dry run: %v", err)
+	}
+}
+
 const (
 	eso403 = "error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"
 )
@@ -294,11 +340,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	}
 
 	t.Run("create denied while ExternalSecret is not synced, with Vault's 403", func(t *testing.T) {
-		eventually(t, 10*time.Second, func() error {
-			msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
-			if err != nil {
-				return err
-			}
+		cl.createDenied(t, deployment("prod", "order-service", "", "regcred-order-service"), func(msg string) error {
 			if !strings.HasPrefix(msg, wantDenied("order-service")) {
 				return fmt.Errorf("message:\n%s\nwant prefix\n%s", msg, wantDenied("order-service"))
 			}
@@ -330,7 +372,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("the denial is one admission.denied event, however often it is retried", func(t *testing.T) {
 		var got []events.Event
-		eventually(t, 5*time.Second, func() error {
+		eventually(t, 30*time.Second, func() error {
 			if got = rec.OfType(events.AdmissionDenied); len(got) == 0 {
 				return fmt.Errorf("no admission.denied event")
 			}
@@ -346,7 +388,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("admitted once Ready, and rollout restart checked again", func(t *testing.T) {
 		cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "secret synced")
-		eventually(t, 10*time.Second, func() error {
+		eventually(t, 30*time.Second, func() error {
 			return cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service"))
 		})
 		if w := cl.warn.take(); len(w) != 0 {
@@ -366,7 +408,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 			d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
 			return cl.c.Update(ctx, d)
 		}
-		eventually(t, 10*time.Second, func() error {
+		eventually(t, 30*time.Second, func() error {
 			msg, err := denial(restart())
 			if err != nil {
 				return err
@@ -389,7 +431,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		}
 
 		cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "secret synced")
-		eventually(t, 10*time.Second, restart)
+		eventually(t, 30*time.Second, restart)
 	})
 
 	t.Run("secret inherited from the ServiceAccount is checked", func(t *testing.T) {
@@ -401,11 +443,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
-		eventually(t, 10*time.Second, func() error {
-			msg, err := denial(cl.c.Create(ctx, deployment("prod", "builder", "builder")))
-			if err != nil {
-				return err
-			}
+		cl.createDenied(t, deployment("prod", "builder", "builder"), func(msg string) error {
 			if msg != want {
 				return fmt.Errorf("message:\n%s\nwant:\n%s", msg, want)
 			}
@@ -427,11 +465,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		wantPath := map[string]string{"cronjob": "spec.jobTemplate.spec.template.spec.imagePullSecrets[0]",
 			"statefulset": "spec.template.spec.imagePullSecrets[0]", "pod": "spec.imagePullSecrets[0]"}
 		for name, obj := range objs {
-			eventually(t, 10*time.Second, func() error {
-				msg, err := denial(cl.c.Create(ctx, obj))
-				if err != nil {
-					return err
-				}
+			cl.createDenied(t, obj, func(msg string) error {
 				if !strings.Contains(msg, wantPath[name]+`: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
 					return fmt.Errorf("%s: message %q", name, msg)
 				}
@@ -453,7 +487,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("the warning is one admission.warned event", func(t *testing.T) {
-		eventually(t, 5*time.Second, func() error {
+		eventually(t, 30*time.Second, func() error {
 			got := rec.OfType(events.AdmissionWarned)
 			if len(got) != 1 || got[0].Workload.Namespace != "staging" || got[0].Reason != string(webhook.ReasonUnmanaged) {
 				return fmt.Errorf("admission.warned events = %+v", got)
@@ -518,18 +552,14 @@ func TestWebhookESOv1beta1(t *testing.T) {
 	cl.namespace(t, "prod", nil)
 	cl.externalSecret(t, "prod", "order-service-regcred", "regcred-order-service")
 	cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
-	eventually(t, 10*time.Second, func() error {
-		msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
-		if err != nil {
-			return err
-		}
+	cl.createDenied(t, deployment("prod", "order-service", "", "regcred-order-service"), func(msg string) error {
 		if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError`) {
 			return fmt.Errorf("message %q", msg)
 		}
 		return nil
 	})
 	cl.setReady(t, "prod", "order-service-regcred", "True", "SecretSynced", "")
-	eventually(t, 10*time.Second, func() error {
+	eventually(t, 30*time.Second, func() error {
 		return cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service"))
 	})
 }
@@ -543,11 +573,7 @@ func TestWebhookSelfManagedCerts(t *testing.T) {
 	cl.namespace(t, "prod", nil)
 	cl.externalSecret(t, "prod", "order-service-regcred", "regcred-order-service")
 	cl.setReady(t, "prod", "order-service-regcred", "False", "SecretSyncedError", "could not get secret data from provider")
-	eventually(t, 30*time.Second, func() error {
-		msg, err := denial(cl.c.Create(ctx, deployment("prod", "order-service", "", "regcred-order-service")))
-		if err != nil {
-			return err
-		}
+	cl.createDenied(t, deployment("prod", "order-service", "", "regcred-order-service"), func(msg string) error {
 		if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
 			return fmt.Errorf("message %q", msg)
 		}
