@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,8 +50,8 @@ func waitFor(t *testing.T, what string, timeout time.Duration, f func() bool) {
 }
 
 // servedSerial does a TLS handshake trusting only pool and returns the leaf's serial.
-func servedSerial(addr string, pool *x509.CertPool) (string, error) {
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+func servedSerial(addr string, pool *x509.CertPool, now func() time.Time) (string, error) {
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost", Time: now})
 	if err != nil {
 		return "", err
 	}
@@ -60,7 +61,9 @@ func servedSerial(addr string, pool *x509.CertPool) (string, error) {
 
 // TestRotation: against a real kube-apiserver, the rotator issues a CA and an ECDSA P-256 serving
 // certificate into a Secret, injects the CA into the install's ValidatingWebhookConfiguration, and
-// renews the short-lived certificate; the running webhook server serves the new one without a restart.
+// renews the certificate when its renewal point passes; the running webhook server serves the new
+// one without a restart. The clock is moved forward rather than the lifetime made seconds short:
+// a seconds-long lifetime renews again while a loaded machine is still starting the server.
 func TestRotation(t *testing.T) {
 	testenv.KubebuilderAssets(t)
 	env := &envtest.Environment{}
@@ -78,16 +81,18 @@ func TestRotation(t *testing.T) {
 	must(t, c.Create(ctx, &vwc))
 
 	certDir := t.TempDir()
-	rc := certs.Config{CertDir: certDir, DNSNames: []string{"localhost"}, CertLifetime: 6 * time.Second,
-		RenewBefore: 3 * time.Second, CheckInterval: 100 * time.Millisecond}
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	rc := certs.Config{CertDir: certDir, DNSNames: []string{"localhost"}, CertLifetime: time.Hour,
+		RenewBefore: 20 * time.Minute, CheckInterval: 100 * time.Millisecond}
 	rc.SetDefaults()
 	must(t, rc.Validate())
-	r := &certs.Rotator{Config: rc, Client: c, Log: testr.New(t)}
+	r := &certs.Rotator{Config: rc, Client: c, Log: testr.New(t), Now: clock}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = r.RunLeader(rctx) }()
 	go func() { _ = r.RunFiles(rctx) }()
-	waitFor(t, "certificate files", 10*time.Second, r.Ready)
+	waitFor(t, "certificate files", 30*time.Second, r.Ready)
 
 	var s corev1.Secret
 	must(t, c.Get(ctx, types.NamespacedName{Namespace: "credchain-system", Name: "credchain-webhook-tls"}, &s))
@@ -97,7 +102,7 @@ func TestRotation(t *testing.T) {
 	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() || leaf.DNSNames[0] != "localhost" {
 		t.Fatalf("leaf: %T %v", leaf.PublicKey, leaf.DNSNames)
 	}
-	waitFor(t, "caBundle injected", 10*time.Second, func() bool {
+	waitFor(t, "caBundle injected", 30*time.Second, func() bool {
 		var got admissionregistrationv1.ValidatingWebhookConfiguration
 		must(t, c.Get(ctx, types.NamespacedName{Name: "credchain"}, &got))
 		return bytes.Equal(got.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"])
@@ -117,14 +122,15 @@ func TestRotation(t *testing.T) {
 	go func() { _ = srv.Start(rctx) }()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var first string
-	waitFor(t, "TLS server", 10*time.Second, func() bool { first, err = servedSerial(addr, pool); return err == nil })
+	waitFor(t, "TLS server", 30*time.Second, func() bool { first, err = servedSerial(addr, pool, clock); return err == nil })
 	if first != leaf.SerialNumber.String() {
 		t.Fatalf("served serial %s, Secret's %s", first, leaf.SerialNumber)
 	}
 
-	// The leaf has 6s to live and is renewed with 3s left; the server must follow.
-	waitFor(t, "renewed certificate served without a restart", 20*time.Second, func() bool {
-		got, err := servedSerial(addr, pool)
+	// 45 minutes later the leaf has 15 of its 60 left, past the 20-minute renewal point.
+	skew.Store(int64(45 * time.Minute))
+	waitFor(t, "renewed certificate served without a restart", 30*time.Second, func() bool {
+		got, err := servedSerial(addr, pool, clock)
 		return err == nil && got != first
 	})
 	var renewed corev1.Secret
