@@ -1,9 +1,12 @@
 package auditguard_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -219,28 +222,46 @@ func TestBlastRadius(t *testing.T) {
 		e := setup(t)
 		e.kube = filepath.Join(t.TempDir(), "kubeconfig")
 		must(t, os.WriteFile(e.kube, kc, 0o600))
+		e.metrics = testenv.FreeAddrT(t)
 		e.startGuard(t, false)
 		must(t, e.root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
 		must(t, e.root.Sys().EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
 			Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
-		// The blast radius caches sync in the background; retry the delete until an event has them.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			n := e.events.Count()
-			must(t, e.root.Sys().DeletePolicy("eso-order-service"))
-			ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
-			if ev.BlastRadius != nil {
-				want := tests["the incident's role"].want
-				if !reflect.DeepEqual(ev.BlastRadius, want) {
-					t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
+		// The caches sync in the background; the gauge says when events carry the blast radius.
+		waitMetric(t, e.metrics, "credchain_auditguard_blast_radius_ready", 1)
+		n := e.events.Count()
+		must(t, e.root.Sys().DeletePolicy("eso-order-service"))
+		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+		if want := tests["the incident's role"].want; !reflect.DeepEqual(ev.BlastRadius, want) {
+			t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
+		}
+		testenv.WriteExample(t, ev) // for docs/events.md
+	})
+}
+
+// waitMetric scrapes a guard's /metrics until the unlabelled series name has value want.
+func waitMetric(t *testing.T, addr, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := "no series"
+	for {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err != nil {
+			last = err.Error()
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+					last = v
 				}
-				testenv.WriteExample(t, ev) // for docs/events.md
+			}
+			if last == strconv.FormatFloat(want, 'g', -1, 64) {
 				return
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("no event carried a blast radius")
-			}
-			time.Sleep(200 * time.Millisecond)
 		}
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %s after 60s, want %v", name, last, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

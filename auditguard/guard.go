@@ -95,7 +95,12 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 }
 
 // SetBlast enables blast-radius computation for events.
-func (g *Guard) SetBlast(b *Blast) { g.blast.Store(b) }
+func (g *Guard) SetBlast(b *Blast) {
+	g.blast.Store(b)
+	if b != nil {
+		g.metrics.BlastReady.Set(1)
+	}
+}
 
 // Ready reports whether the first resync from Vault has completed.
 func (g *Guard) Ready() bool { return g.ready.Load() }

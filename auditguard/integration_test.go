@@ -59,6 +59,7 @@ type env struct {
 	events   *recorder
 	natsURL  string
 	kube     string
+	metrics  string // --metrics-addr; "" disables
 }
 
 func must(t testing.TB, err error) {
@@ -125,6 +126,9 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	health := testenv.FreeAddrT(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
 		HealthAddr: health, ReconcileInterval: time.Hour}
+	if e.metrics != "" {
+		cfg.MetricsAddr = e.metrics
+	}
 	cfg.Kube = e.kube
 	if e.natsURL != "" {
 		cfg.Events.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
@@ -139,7 +143,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	go func() {
 		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), e.events, testr.NewWithInterface(t, testr.Options{}))
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err == nil {

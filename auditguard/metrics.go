@@ -18,6 +18,7 @@ type Metrics struct {
 	Reconciles     prometheus.Counter
 	Events         *prometheus.CounterVec
 	Connections    prometheus.Gauge
+	BlastReady     prometheus.Gauge
 }
 
 // NewMetrics creates the metrics, registered with reg when non-nil.
@@ -38,6 +39,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconciles:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_reconciles_total", Help: "Reconcile passes."}),
 		Events:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
 		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
+		BlastReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_blast_radius_ready",
+			Help: "1 once the Kubernetes caches behind events' blast radius have synced; 0 before, and always with --kube=\"\"."}),
 	}
 	// Every labelled series exists from the start at 0: Prometheus' increase() does not count a
 	// series' first appearance, so a lazily created {result="failed"} would hide the first failure.
@@ -49,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores,
-			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections)
+			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.BlastReady)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -261,6 +262,17 @@ func (s *Stack) StartGuard(ctx context.Context) error {
 		return err
 	}
 	s.Narrator.Say("auditguard", "/readyz ok: logged in to Vault as Kubernetes auth role credchain-auditguard, role index and policy snapshots loaded")
+	// Readiness is about guarding (restores need only Vault); the blast radius' caches sync in the
+	// background. The scenarios assert on it, so wait for it too.
+	if err := eventually(ctx, 60*time.Second, func() error {
+		v, err := s.GuardMetric(ctx, "credchain_auditguard_blast_radius_ready", "")
+		if err == nil && v != 1 {
+			err = errors.New("credchain_auditguard_blast_radius_ready is 0")
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("the guard's blast radius: %w", err)
+	}
 	audits, err := s.root.Sys().ListAuditWithContext(ctx)
 	if err != nil {
 		return err
