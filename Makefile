@@ -16,8 +16,10 @@ testbin:
 	hack/testbin.sh k8s etcd vault eso registry helm promcrds promcheck
 
 ## test: build what the tests need, then run every test (unit, fuzz seeds, envtest integration).
+## -timeout 45m: go test's 10m per package is too short on a cold cache, where a test package that
+## builds the credchain binary itself (cmd/credchain, e2e) compiles client-go from scratch first.
 test: testbin vet
-	CI=$${CI:-false} $(GO) test -count=1 -race ./...
+	CI=$${CI:-false} $(GO) test -count=1 -race -timeout 45m ./...
 
 ## unit: tests that need no server.
 unit:
@@ -33,7 +35,7 @@ demo: build
 
 ## e2e: only the incident replay (make test runs it too).
 e2e: testbin
-	CI=$${CI:-false} $(GO) test -count=1 -race -v -run TestIncident ./e2e
+	CI=$${CI:-false} $(GO) test -count=1 -race -timeout 45m -v -run TestIncident ./e2e
 
 ## bench: the performance targets of docs/benchmarks.md.
 bench:

@@ -84,7 +84,7 @@ func withServiceAccount(d *appsv1.Deployment, sa string) *appsv1.Deployment {
 // kube-apiserver with ESO's CRDs.
 func TestBlastRadius(t *testing.T) {
 	testenv.KubebuilderAssets(t)
-	env := &envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}, ErrorIfCRDPathMissing: true}
+	env := testenv.Patient(&envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}, ErrorIfCRDPathMissing: true})
 	cfg, err := env.Start()
 	must(t, err)
 	t.Cleanup(func() { _ = env.Stop() })

@@ -66,7 +66,7 @@ func servedSerial(addr string, pool *x509.CertPool, now func() time.Time) (strin
 // a seconds-long lifetime renews again while a loaded machine is still starting the server.
 func TestRotation(t *testing.T) {
 	testenv.KubebuilderAssets(t)
-	env := &envtest.Environment{}
+	env := testenv.Patient(&envtest.Environment{})
 	cfg, err := env.Start()
 	must(t, err)
 	t.Cleanup(func() { _ = env.Stop() })

@@ -141,7 +141,7 @@ func (s *Stack) startKube(ctx context.Context) error {
 	// envtest gives the API server a service-account issuer and signing key, so TokenRequest (ESO
 	// asking for its account's token) and TokenReview (Vault checking it) work. Every ESO CRD: the
 	// controller watches its generators and PushSecrets too.
-	s.env = &envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crdDir}}, ErrorIfCRDPathMissing: true}
+	s.env = testenv.Patient(&envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crdDir}}, ErrorIfCRDPathMissing: true})
 	if s.cfg, err = s.env.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver: %w", err)
 	}

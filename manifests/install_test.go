@@ -19,7 +19,7 @@ import (
 func apiServer(t *testing.T, crds ...string) (kubeconfig string, cfg *rest.Config) {
 	t.Helper()
 	testenv.KubebuilderAssets(t)
-	env := &envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: crds}, ErrorIfCRDPathMissing: true}
+	env := testenv.Patient(&envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: crds}, ErrorIfCRDPathMissing: true})
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)

@@ -72,13 +72,13 @@ type cluster struct {
 func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 	t.Helper()
 	testenv.KubebuilderAssets(t)
-	env := &envtest.Environment{
+	env := testenv.Patient(&envtest.Environment{
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{installedVWC(t)},
 		},
-	}
+	})
 	restCfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting envtest: %v", err)
