@@ -74,10 +74,12 @@ func (s *SocketSink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	conns := map[net.Conn]bool{}
 	var mu sync.Mutex
+	closed := false // set once conns have been closed: a connection accepted after that is refused
 	go func() {
 		<-ctx.Done()
 		s.Listener.Close()
 		mu.Lock()
+		closed = true
 		for c := range conns {
 			c.Close()
 		}
@@ -98,6 +100,13 @@ func (s *SocketSink) Run(ctx context.Context) error {
 			return fmt.Errorf("accepting audit connections: %w", err)
 		}
 		mu.Lock()
+		if closed {
+			// Accepted just before the listener closed: nobody would close it, and Run would
+			// wait for Vault to hang up.
+			mu.Unlock()
+			c.Close()
+			continue
+		}
 		conns[c] = true
 		mu.Unlock()
 		s.Guard.metrics.Connections.Inc()
@@ -202,7 +211,12 @@ func (s *FileSink) Run(ctx context.Context) error {
 				if err := s.drain(cur, false); err != nil {
 					return err
 				}
-				old.close()
+				if old != nil { // rotated twice within the grace period: finish the oldest first
+					if err := s.drain(old, false); err != nil {
+						return err
+					}
+					old.close()
+				}
 				old, oldUntil = cur, time.Now().Add(grace)
 				nf, err := s.open()
 				if err != nil {

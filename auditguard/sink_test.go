@@ -86,6 +86,56 @@ func TestSocketSinkConcurrentConnections(t *testing.T) {
 	}
 }
 
+// TestFileSinkRotatedTwice: logrotate runs twice while Vault is slow to reopen; lines Vault still
+// appends to the previous file are read, and the file before that is finished before it is let go.
+func TestFileSinkRotatedTwice(t *testing.T) {
+	t.Parallel()
+	g, store := newTestGuard(t)
+	path := filepath.Join(t.TempDir(), "vault-audit.log")
+	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
+	line := 0
+	write := func(f *os.File) {
+		t.Helper()
+		if _, err := fmt.Fprintln(f, relevantLine(line)); err != nil {
+			t.Fatal(err)
+		}
+		line++
+	}
+	create := func() *os.File {
+		t.Helper()
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	a := create()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx)
+	}()
+	write(a)
+	waitCount(t, "lines read from the first file", read, 1)
+	for i, suffix := range []string{".1", ".2"} {
+		if err := os.Rename(path, path+suffix); err != nil {
+			t.Fatal(err)
+		}
+		write(a) // Vault has not reopened yet
+		next := create()
+		write(next)
+		waitCount(t, "lines read after rotation "+suffix, read, float64(3+2*i))
+		a = next
+	}
+	write(a)
+	waitCount(t, "lines read", read, 6)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFileSinkRotationTruncationResume(t *testing.T) {
 	t.Parallel()
 	g, store := newTestGuard(t)
