@@ -151,7 +151,7 @@ func TestBlastRadius(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var got *events.BlastRadius
-			deadline := time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for {
 				got, err = b.For(ctx, tc.roles)
 				must(t, err)

@@ -41,7 +41,7 @@ func TestRestoreFailedIsReported(t *testing.T) {
 	}
 	delete(v.policies, "eso-order-service")
 	g.Ingest([]byte(deleteEntry))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for rec.Count() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -36,7 +36,7 @@ type recorder struct{ events.Recorder }
 
 func (r *recorder) wait(t testing.TB, typ, policy string, after int) auditguard.Event {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, e := range r.All()[after:] {
 			if e.Type == typ && e.Policy == policy {
@@ -180,7 +180,7 @@ func (e *env) policy(t testing.TB, name string) string {
 func (e *env) waitPolicy(t testing.TB, name, want string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for time.Since(start) < 10*time.Second {
+	for time.Since(start) < 30*time.Second {
 		if e.policy(t, name) == want {
 			return time.Since(start)
 		}
@@ -228,7 +228,7 @@ func TestGuardAgainstVault(t *testing.T) {
 			t.Errorf("event = %+v", ev)
 		}
 		t.Logf("deleted → readable again in %s; guard restore latency %.3f ms", window, ev.RestoreLatencyMS)
-		m, err := natsMsgs.NextMsg(10 * time.Second)
+		m, err := natsMsgs.NextMsg(30 * time.Second)
 		must(t, err)
 		var got auditguard.Event
 		must(t, json.Unmarshal(m.Data, &got))
@@ -347,7 +347,7 @@ func TestGuardAgainstVault(t *testing.T) {
 	t.Run("disabling the audit device is reported", func(t *testing.T) {
 		n := e.events.Count()
 		must(t, e.root.Sys().DisableAudit("file"))
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var found bool
 			for _, ev := range e.events.All()[n:] {

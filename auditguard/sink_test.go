@@ -32,7 +32,7 @@ func newTestGuard(t *testing.T) (*Guard, *Store) {
 
 func waitCount(t *testing.T, what string, get func() float64, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for get() != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s = %v, want %v", what, get(), want)

@@ -80,8 +80,8 @@ func (s *Stack) GuardOn(ctx context.Context) (time.Duration, error) {
 			}
 			break
 		}
-		if time.Since(deleted) > 10*time.Second {
-			return 0, fmt.Errorf("policy %s not restored 10s after the delete:\n%s", Policy, s.guard.tail())
+		if time.Since(deleted) > 30*time.Second {
+			return 0, fmt.Errorf("policy %s not restored 30s after the delete:\n%s", Policy, s.guard.tail())
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -86,7 +86,7 @@ func streamMessages(t testing.TB, url string) []Event {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, "CREDCHAIN")
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -216,7 +216,7 @@ func TestNATSCorePublish(t *testing.T) {
 	if err := g.d.Notify(context.Background(), event(1)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := sub.NextMsg(10 * time.Second)
+	m, err := sub.NextMsg(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
