@@ -1,6 +1,7 @@
 package auditguard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -153,6 +154,41 @@ type tailedFile struct {
 	f      *os.File
 	inode  uint64
 	offset int64
+	// head holds the file's first bytes once some were read, to recognise a truncated file that
+	// grew past the read offset again between two polls.
+	head []byte
+}
+
+// headLen is how much of a file's start identifies its content: at least the first audit entry
+// (a few hundred bytes to a few KB), whose request ID and time no other entry shares. Read once
+// per poll.
+const headLen = 4096
+
+// rewritten reports whether the file was truncated (copytruncate) since it was last read: it is
+// shorter than what was read, or it is not, but its first bytes changed — Vault wrote more after
+// the truncation than had been read before it. Reading on at the old offset would start mid-line
+// and skip everything written since the truncation.
+func (t *tailedFile) rewritten() (bool, error) {
+	fi, err := t.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("checking audit file: %w", err)
+	}
+	if fi.Size() < t.offset {
+		return true, nil
+	}
+	if t.head == nil {
+		return false, nil
+	}
+	buf := make([]byte, headLen)
+	n, err := t.f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("reading audit file: %w", err)
+	}
+	if n < len(t.head) || !bytes.Equal(buf[:len(t.head)], t.head) {
+		return true, nil
+	}
+	t.head = buf[:n] // grows with a file shorter than headLen
+	return false, nil
 }
 
 func (t *tailedFile) close() {
@@ -198,12 +234,17 @@ func (s *FileSink) Run(ctx context.Context) error {
 			}
 		}
 		if cur != nil {
+			// Before reading on: a file truncated and grown again must be read from its start.
+			if again, err := cur.rewritten(); err != nil {
+				return err
+			} else if again {
+				s.Log.Info("audit file truncated", "path", s.Path)
+				cur.offset, cur.head = 0, nil
+			}
 			if err := s.drain(cur, true); err != nil {
 				return err
 			}
-			fi, err := os.Stat(s.Path)
-			switch {
-			case err == nil && inodeOf(fi) != cur.inode:
+			if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != cur.inode {
 				// Rotation: the path names another file. Read the old one once more — lines
 				// written between the drain above and the Stat would be lost otherwise — and
 				// keep reading it for the grace period.
@@ -219,21 +260,14 @@ func (s *FileSink) Run(ctx context.Context) error {
 				}
 				old, oldUntil = cur, time.Now().Add(grace)
 				nf, err := s.open()
-				if err != nil {
-					cur = nil // the new file went away again; retried next poll
-					if !errors.Is(err, os.ErrNotExist) {
-						return fmt.Errorf("reopening rotated audit file: %w", err)
-					}
-					break
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("reopening rotated audit file: %w", err)
 				}
-				nf.offset = 0
-				cur = nf
-				continue
-			case err == nil && fi.Size() < cur.offset:
-				// Truncation (copytruncate): start over.
-				s.Log.Info("audit file truncated", "path", s.Path)
-				cur.offset = 0
-				continue
+				cur = nf // nil when the new file went away again: opened on the next poll
+				if cur != nil {
+					cur.offset = 0 // the saved offset was the old file's
+					continue
+				}
 			}
 		}
 		select {
@@ -265,6 +299,17 @@ func (s *FileSink) open() (*tailedFile, error) {
 // drain reads complete lines from the file's offset to EOF and, when persist is set, saves the
 // new offset.
 func (s *FileSink) drain(t *tailedFile, persist bool) error {
+	if t.head == nil {
+		// Remember the first bytes before reading: they identify this content of the file.
+		buf := make([]byte, headLen)
+		n, err := t.f.ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading audit file: %w", err)
+		}
+		if n > 0 {
+			t.head = buf[:n]
+		}
+	}
 	if _, err := t.f.Seek(t.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("seeking audit file: %w", err)
 	}

@@ -136,6 +136,52 @@ func TestFileSinkRotatedTwice(t *testing.T) {
 	}
 }
 
+// TestFileSinkTruncatedAndRegrown: copytruncate, and Vault writes more than had been read before
+// the sink looks again; the file is read from its start, not from the old offset mid-stream.
+func TestFileSinkTruncatedAndRegrown(t *testing.T) {
+	t.Parallel()
+	g, store := newTestGuard(t)
+	path := filepath.Join(t.TempDir(), "vault-audit.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			b.WriteString(relevantLine(i) + "\n")
+		}
+		return b.String()
+	}
+	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 50 * time.Millisecond}).Run(ctx)
+	}()
+	if _, err := f.WriteString(lines(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, "lines read", read, 3)
+	// Truncate and write five lines of the same length right away: the file is longer than the
+	// offset already read when the sink next looks.
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(lines(3, 8)), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, "lines read after truncation", read, 8)
+	if n := testutil.ToFloat64(g.metrics.DecodeErrors); n != 0 {
+		t.Errorf("%v decode errors: read from the middle of a line", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFileSinkRotationTruncationResume(t *testing.T) {
 	t.Parallel()
 	g, store := newTestGuard(t)
