@@ -461,9 +461,12 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 			"statefulset": &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "db"},
 				Spec: appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}, Template: tmpl}},
 			"pod": &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "debug"}, Spec: tmpl.Spec},
+			"replicationcontroller": &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "legacy"},
+				Spec: corev1.ReplicationControllerSpec{Selector: map[string]string{"app": "x"}, Template: &tmpl}},
 		}
 		wantPath := map[string]string{"cronjob": "spec.jobTemplate.spec.template.spec.imagePullSecrets[0]",
-			"statefulset": "spec.template.spec.imagePullSecrets[0]", "pod": "spec.imagePullSecrets[0]"}
+			"statefulset": "spec.template.spec.imagePullSecrets[0]", "pod": "spec.imagePullSecrets[0]",
+			"replicationcontroller": "spec.template.spec.imagePullSecrets[0]"}
 		for name, obj := range objs {
 			cl.createDenied(t, obj, func(msg string) error {
 				if !strings.Contains(msg, wantPath[name]+`: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced`) {

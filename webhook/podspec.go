@@ -23,6 +23,8 @@ var SupportedKinds = map[string]string{
 	"Job":         "spec.template.spec",
 	"CronJob":     "spec.jobTemplate.spec.template.spec",
 	"Pod":         "spec",
+	// Older than ReplicaSet and still served; a pod template like the others.
+	"ReplicationController": "spec.template.spec",
 }
 
 // PodRefs is what the decision needs from a pod spec. Decoding only these fields (instead of a whole
