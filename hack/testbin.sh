@@ -19,6 +19,8 @@ HELM_VERSION=3.22.0
 CONTROLLER_GEN_VERSION=0.23.0
 PROMETHEUS_OPERATOR_VERSION=0.95.2
 PROMETHEUS_VERSION=0.316.0
+# Bump when hack/testbin/promql changes: the cache is keyed by it (internal/testenv.PromCheckRevision).
+PROMCHECK_REVISION=2
 
 ROOT="${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}"
 HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/testbin"
@@ -33,7 +35,7 @@ if [[ "${1:-}" == "--print-env" ]]; then
   echo "CREDCHAIN_REGISTRY=$ROOT/registry-$REGISTRY_VERSION/registry"
   echo "CREDCHAIN_HELM=$ROOT/helm-$HELM_VERSION/helm"
   echo "CREDCHAIN_PROM_CRDS=$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
-  echo "CREDCHAIN_PROMCHECK=$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck"
+  echo "CREDCHAIN_PROMCHECK=$ROOT/promcheck-$PROMETHEUS_VERSION-r$PROMCHECK_REVISION/promcheck"
   exit 0
 fi
 
@@ -128,9 +130,10 @@ promcrds() {
   log "prometheus-operator v$PROMETHEUS_OPERATOR_VERSION CRDs: generated -> $out"
 }
 
-# promcheck: PromQL and rule-file checks with Prometheus' own parser (hack/testbin/promql).
+# promcheck: PromQL and rule-file checks with Prometheus' own parser, and alert evaluation with its
+# PromQL engine (hack/testbin/promql).
 promcheck() {
-  build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION/promcheck" "promcheck (prometheus v$PROMETHEUS_VERSION parser, ~2 min cold)" -ldflags "-s -w" .
+  build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION-r$PROMCHECK_REVISION/promcheck" "promcheck r$PROMCHECK_REVISION (prometheus v$PROMETHEUS_VERSION parser and PromQL engine, ~3 min cold)" -ldflags "-s -w" .
 }
 
 tools=("$@")

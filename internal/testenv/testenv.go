@@ -259,8 +259,11 @@ const (
 	HelmVersion               = "3.22.0"
 	PrometheusOperatorVersion = "0.95.2"
 	PrometheusVersion         = "0.316.0"
-	CertManagerModule         = "github.com/cert-manager/cert-manager"
-	CertManagerVersion        = "v1.21.2"
+	// PromCheckRevision keys promcheck's cache together with PrometheusVersion; hack/testbin.sh's
+	// PROMCHECK_REVISION is the same number. Bump both when hack/testbin/promql changes.
+	PromCheckRevision  = 2
+	CertManagerModule  = "github.com/cert-manager/cert-manager"
+	CertManagerVersion = "v1.21.2"
 )
 
 // tool returns $env, else rel under the testbin cache; missing when neither exists.
@@ -283,7 +286,7 @@ func Helm(t testing.TB) string {
 
 // PromCheck is hack/testbin/promql: Prometheus' own PromQL parser and rule loader as a CLI.
 func PromCheck(t testing.TB) string {
-	return tool(t, "CREDCHAIN_PROMCHECK", filepath.Join("promcheck-"+PrometheusVersion, "promcheck"))
+	return tool(t, "CREDCHAIN_PROMCHECK", filepath.Join(fmt.Sprintf("promcheck-%s-r%d", PrometheusVersion, PromCheckRevision), "promcheck"))
 }
 
 // PromCRDFiles are prometheus-operator's CRDs for the given plurals (prometheusrules, podmonitors,

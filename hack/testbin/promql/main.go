@@ -5,6 +5,8 @@
 //	                      every expr parsed, labels and annotation templates checked
 //	promcheck exprs       reads a JSON array of expressions on stdin; prints, per expression, its
 //	                      parse error or the metric selectors it reads
+//	promcheck alerts FILE reads a JSON array of AlertCase on stdin; prints, per case, the alerts of
+//	                      FILE firing and pending at the case's time (see alerts.go)
 package main
 
 import (
@@ -43,6 +45,11 @@ func main() {
 		if len(errs) > 0 {
 			os.Exit(1)
 		}
+	case len(os.Args) == 3 && os.Args[1] == "alerts":
+		if err := runAlerts(p, os.Args[2], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	case len(os.Args) == 2 && os.Args[1] == "exprs":
 		var exprs []string
 		if err := json.NewDecoder(os.Stdin).Decode(&exprs); err != nil {
@@ -55,7 +62,7 @@ func main() {
 		}
 		_ = json.NewEncoder(os.Stdout).Encode(results)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: promcheck rules FILE | promcheck exprs <JSON-array")
+		fmt.Fprintln(os.Stderr, "usage: promcheck rules FILE | promcheck exprs <JSON-array | promcheck alerts FILE <JSON-array")
 		os.Exit(2)
 	}
 }
