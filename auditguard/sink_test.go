@@ -86,6 +86,23 @@ func TestSocketSinkConcurrentConnections(t *testing.T) {
 	}
 }
 
+// tail runs a FileSink on path until the returned stop, which fails the test if Run failed.
+func tail(t *testing.T, g *Guard, store *Store, path string, poll time.Duration) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: poll}).Run(ctx)
+	}()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFileSinkRotatedTwice: logrotate runs twice while Vault is slow to reopen; lines Vault still
 // appends to the previous file are read, and the file before that is finished before it is let go.
 func TestFileSinkRotatedTwice(t *testing.T) {
@@ -111,11 +128,7 @@ func TestFileSinkRotatedTwice(t *testing.T) {
 		return f
 	}
 	a := create()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() {
-		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx)
-	}()
+	stop := tail(t, g, store, path, 5*time.Millisecond)
 	write(a)
 	waitCount(t, "lines read from the first file", read, 1)
 	for i, suffix := range []string{".1", ".2"} {
@@ -130,10 +143,7 @@ func TestFileSinkRotatedTwice(t *testing.T) {
 	}
 	write(a)
 	waitCount(t, "lines read", read, 6)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // TestFileSinkTruncatedAndRegrown: copytruncate, and Vault writes more than had been read before
@@ -155,11 +165,7 @@ func TestFileSinkTruncatedAndRegrown(t *testing.T) {
 		return b.String()
 	}
 	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() {
-		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 50 * time.Millisecond}).Run(ctx)
-	}()
+	stop := tail(t, g, store, path, 50*time.Millisecond)
 	if _, err := f.WriteString(lines(0, 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -176,10 +182,7 @@ func TestFileSinkTruncatedAndRegrown(t *testing.T) {
 	if n := testutil.ToFloat64(g.metrics.DecodeErrors); n != 0 {
 		t.Errorf("%v decode errors: read from the middle of a line", n)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 func TestFileSinkRotationTruncationResume(t *testing.T) {
@@ -198,11 +201,7 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() {
-		done <- (&FileSink{Path: path, Guard: g, Store: store, Log: testr.New(t), Poll: 5 * time.Millisecond}).Run(ctx)
-	}()
+	stop := tail(t, g, store, path, 5*time.Millisecond)
 
 	write(f, 0, 10)
 	waitCount(t, "lines read", read, 10)
@@ -242,10 +241,7 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	if got := read(); got != 25 {
 		t.Fatalf("partial line delivered: %v", got)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	// Restart: resume from the persisted offset, not from the start.
 	if _, err := nf.WriteString(relevantLine(25)[100:] + "\n"); err != nil {
