@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,14 @@ const (
 	ReasonNotChecked    Reason = "not_checked"
 	ReasonBadRequest    Reason = "bad_request"
 	ReasonNotReady      Reason = "caches_not_synced"
+	ReasonControlled    Reason = "created_by_controller"
+)
+
+// Reasons of ESO's Ready condition (v0.16.2 apis/externalsecrets/v1) that come with Status=True
+// although no Secret exists.
+const (
+	ReasonESOSecretDeleted = "SecretDeleted"
+	ReasonESOSecretMissing = "SecretMissing"
 )
 
 // Lookup is the decision's read-only view of the cluster. The production implementation reads
@@ -140,24 +149,57 @@ func (r ref) via() string {
 }
 
 func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) {
-	owners := d.Lookup.ExternalSecretsFor(ns, secret)
-	switch len(owners) {
-	case 0:
-		d.unmanaged(dec, ns, secret, r)
-		return
-	case 1:
-	default:
-		path, via := r.path(), r.via()
-		names := make([]string, len(owners))
-		for i, es := range owners {
-			names[i] = es.Namespace + "/" + es.Name
+	claims := d.Lookup.ExternalSecretsFor(ns, secret)
+	writers := claims
+	for _, es := range claims {
+		if !es.Writes() { // rare: filter, allocating only then
+			writers = writing(claims)
+			break
 		}
-		dec.deny(ReasonAmbiguous, field.Forbidden(path, fmt.Sprintf(
-			"%ssecret %q is claimed by %d ExternalSecrets (%s), whose writes overwrite each other; keep one and delete the others",
-			via, secret, len(owners), strings.Join(names, ", "))))
+	}
+	if len(writers) == 0 {
+		d.unmanaged(dec, ns, secret, r, claims)
 		return
 	}
-	es := owners[0]
+	if len(writers) > 1 {
+		// Several ExternalSecrets may write one Secret when all but one merge their keys into it
+		// (creationPolicy Merge); two that each own it overwrite each other.
+		owning := 0
+		for _, es := range writers {
+			if es.Spec.Target.CreationPolicy != CreationMerge {
+				owning++
+			}
+		}
+		if owning > 1 {
+			names := make([]string, len(writers))
+			for i, es := range writers {
+				names[i] = es.Namespace + "/" + es.Name
+			}
+			slices.Sort(names) // the index returns them in map order
+			dec.deny(ReasonAmbiguous, field.Forbidden(r.path(), fmt.Sprintf(
+				"%ssecret %q is claimed by %d ExternalSecrets (%s), whose writes overwrite each other; keep one (or set creationPolicy: Merge on the others) and delete the others",
+				r.via(), secret, len(writers), strings.Join(names, ", "))))
+			return
+		}
+	}
+	for _, es := range writers {
+		d.checkOne(dec, ns, secret, es, r, now)
+	}
+}
+
+// writing returns the claims that write their Secret (see ExternalSecret.Writes).
+func writing(claims []*ExternalSecret) []*ExternalSecret {
+	out := make([]*ExternalSecret, 0, len(claims))
+	for _, es := range claims {
+		if es.Writes() {
+			out = append(out, es)
+		}
+	}
+	return out
+}
+
+// checkOne checks one ExternalSecret that writes secret: ESO's Ready verdict, and how fresh it is.
+func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret, r ref, now time.Time) {
 	ready := es.Ready()
 	switch {
 	case ready == nil || ready.Status == "Unknown":
@@ -201,12 +243,23 @@ func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) 
 		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
 			"%ssecret %q comes from ExternalSecret %s/%s, which is not synced (%s)%s%s; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret %s -n %s force-sync=$(date +%%s) --overwrite",
 			via, secret, ns, es.Name, detail, since, event, es.Name, ns)))
+	case ready.Reason == ReasonESOSecretDeleted || ready.Reason == ReasonESOSecretMissing:
+		// Ready=True, yet there is no Secret: the provider returned nothing and deletionPolicy
+		// Delete removed it, or creationPolicy Merge found no Secret to merge into.
+		path, via := r.path(), r.via()
+		why := "the provider returned no data and its deletionPolicy Delete removed the Secret"
+		if ready.Reason == ReasonESOSecretMissing {
+			why = "its creationPolicy Merge needs an existing Secret to merge into, and there is none"
+		}
+		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
+			"%ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True but %s (%s: %s); pods would fail to pull: kubectl describe externalsecret %s -n %s",
+			via, secret, ns, es.Name, why, ready.Reason, oneLine(ready.Message, 300), es.Name, ns)))
 	default:
 		if dec.Reason == ReasonNoPullSecrets {
 			dec.Reason = ReasonSynced
 		}
 		interval := es.RefreshPeriod()
-		if interval <= 0 || es.Status.RefreshTime.IsZero() || d.Policy.StaleFactor <= 0 {
+		if !es.Periodic() || interval <= 0 || es.Status.RefreshTime.IsZero() || d.Policy.StaleFactor <= 0 {
 			return
 		}
 		if age := now.Sub(es.Status.RefreshTime.Time); age > time.Duration(d.Policy.StaleFactor)*interval {
@@ -218,7 +271,9 @@ func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) 
 	}
 }
 
-func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref) {
+// unmanaged handles a Secret no ExternalSecret writes; claims are those that name it but do not
+// write it (creationPolicy None, or being deleted).
+func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref, claims []*ExternalSecret) {
 	if d.Policy.Unmanaged == UnmanagedAllow {
 		if dec.Reason == ReasonNoPullSecrets {
 			dec.Reason = ReasonSynced
@@ -226,8 +281,21 @@ func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref) {
 		return
 	}
 	path, via := r.path(), r.via()
-	msg := fmt.Sprintf("%ssecret %q is not written by any ExternalSecret in namespace %s; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: %s, or label the namespace %s=warn",
-		via, secret, ns, secret, EnforcementLabel)
+	var notes []string
+	for _, es := range claims {
+		if es.DeletionTimestamp != nil {
+			notes = append(notes, fmt.Sprintf("ExternalSecret %s/%s is being deleted", es.Namespace, es.Name))
+		} else {
+			notes = append(notes, fmt.Sprintf("ExternalSecret %s/%s has creationPolicy None", es.Namespace, es.Name))
+		}
+	}
+	slices.Sort(notes)
+	note := ""
+	if len(notes) > 0 {
+		note = " (" + strings.Join(notes, "; ") + ")"
+	}
+	msg := fmt.Sprintf("%ssecret %q is not written by any ExternalSecret in namespace %s%s; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: %s, or label the namespace %s=warn",
+		via, secret, ns, note, secret, EnforcementLabel)
 	switch d.Policy.Unmanaged {
 	case UnmanagedWarn:
 		dec.warn(ReasonUnmanaged, path.String()+": "+msg)

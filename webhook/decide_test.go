@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // fakeLookup is a map-backed Lookup for unit tests; the IndexLookup over real informers is covered
@@ -60,6 +61,20 @@ func TestDecide(t *testing.T) {
 	young := newES("order-service-regcred", "regcred-order-service", testNow.Add(-30*time.Second), nil)
 	old := newES("order-service-regcred", "regcred-order-service", testNow.Add(-10*time.Minute), nil)
 	other := newES("legacy-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	deleted := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretDeleted", "secret deleted due to DeletionPolicy"))
+	missing := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretMissing", "secret will not be created due to CreationPolicy=Merge"))
+	missing.Spec.Target.CreationPolicy = CreationMerge
+	none := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	none.Spec.Target.CreationPolicy = CreationNone
+	terminating := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	terminating.DeletionTimestamp = ptr.To(metav1.NewTime(testNow.Add(-time.Minute)))
+	merged := newES("extra-keys", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	merged.Spec.Target.CreationPolicy = CreationMerge
+	mergeFailing := newES("extra-keys", "regcred-order-service", day, readyCond("False", "SecretSyncedError", "could not get secret data from provider"))
+	mergeFailing.Spec.Target.CreationPolicy = CreationMerge
+	createdOnce := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	createdOnce.Spec.RefreshPolicy = "CreatedOnce"
+	createdOnce.Status.RefreshTime = metav1.NewTime(testNow.Add(-72 * time.Hour))
 	vault403 := map[string][2]string{"prod/order-service-regcred": {"UpdateFailed",
 		"error processing spec.data[0] (key: order-service), err: Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/registry-creds/data/order-service\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"}}
 
@@ -152,7 +167,47 @@ func TestDecide(t *testing.T) {
 			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, other}},
 			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason:  ReasonAmbiguous,
-			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/order-service-regcred, prod/legacy-regcred), whose writes overwrite each other; keep one and delete the others`},
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/legacy-regcred, prod/order-service-regcred), whose writes overwrite each other; keep one (or set creationPolicy: Merge on the others) and delete the others`},
+		},
+		"Ready=True but the Secret was deleted (deletionPolicy Delete)": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {deleted}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which reports Ready=True but the provider returned no data and its deletionPolicy Delete removed the Secret (SecretDeleted: secret deleted due to DeletionPolicy); pods would fail to pull: kubectl describe externalsecret order-service-regcred -n prod`},
+		},
+		"Ready=True but Merge found no Secret": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {missing}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which reports Ready=True but its creationPolicy Merge needs an existing Secret to merge into, and there is none (SecretMissing: secret will not be created due to CreationPolicy=Merge); pods would fail to pull: kubectl describe externalsecret order-service-regcred -n prod`},
+		},
+		"creationPolicy None writes nothing: the Secret is unmanaged": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {none}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is not written by any ExternalSecret in namespace prod (ExternalSecret prod/order-service-regcred has creationPolicy None); pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-order-service, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"an ExternalSecret being deleted no longer backs its Secret": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {terminating}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is not written by any ExternalSecret in namespace prod (ExternalSecret prod/order-service-regcred is being deleted); pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-order-service, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"one owner and one Merge writer, both synced": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, merged}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason: ReasonSynced,
+		},
+		"one owner synced, its Merge writer failing": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, mergeFailing}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/extra-keys, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret extra-keys -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"refreshPolicy CreatedOnce is never stale": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {createdOnce}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason: ReasonSynced,
 		},
 		"service account secret is checked": {
 			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {failing}},

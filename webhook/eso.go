@@ -29,9 +29,15 @@ type ExternalSecret struct {
 type ExternalSecretSpec struct {
 	// RefreshInterval is ESO's refresh period; zero (or "0") means "never refresh".
 	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
-	Target          struct {
+	// RefreshPolicy is Periodic (the default, every RefreshInterval), CreatedOnce or OnChange (ESO
+	// ≥ 0.16): only a periodic ExternalSecret's refreshTime says how fresh its credential is.
+	RefreshPolicy string `json:"refreshPolicy,omitempty"`
+	Target        struct {
 		// Name of the Secret ESO writes; empty means the ExternalSecret's own name.
 		Name string `json:"name,omitempty"`
+		// CreationPolicy: Owner (default) and Orphan create and own the Secret; Merge writes its
+		// keys into a Secret that must already exist; None writes nothing.
+		CreationPolicy string `json:"creationPolicy,omitempty"`
 	} `json:"target,omitempty"`
 	SecretStoreRef struct {
 		Name string `json:"name,omitempty"`
@@ -63,6 +69,23 @@ func (es *ExternalSecret) TargetName() string {
 		return es.Spec.Target.Name
 	}
 	return es.Name
+}
+
+// Creation policies of spec.target.creationPolicy that change what an ExternalSecret does to its Secret.
+const (
+	CreationMerge = "Merge"
+	CreationNone  = "None"
+)
+
+// Writes reports whether this ExternalSecret writes its target Secret at all: not with
+// creationPolicy None, and not once it is being deleted.
+func (es *ExternalSecret) Writes() bool {
+	return es.Spec.Target.CreationPolicy != CreationNone && es.DeletionTimestamp == nil
+}
+
+// Periodic reports whether ESO refreshes it every RefreshInterval (refreshPolicy unset or Periodic).
+func (es *ExternalSecret) Periodic() bool {
+	return es.Spec.RefreshPolicy == "" || es.Spec.RefreshPolicy == "Periodic"
 }
 
 // Ready returns the Ready condition, or nil when ESO has not reported one yet.

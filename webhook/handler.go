@@ -91,6 +91,10 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if mode == EnforcementOff {
 		return admission.Allowed(""), ReasonOff
 	}
+	if createdByCheckedController(kind, req.Object.Raw) {
+		// A ReplicaSet's pods, a Deployment's ReplicaSets...: checked on their owner (owner.go).
+		return admission.Allowed(""), ReasonControlled
+	}
 	refs, err := ExtractPodRefs(kind, req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), ReasonBadRequest

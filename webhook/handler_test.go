@@ -49,6 +49,28 @@ func TestHandler(t *testing.T) {
 		b, _ := json.Marshal(d)
 		return b
 	}
+	// A pod of the Deployment's ReplicaSet, as the ReplicaSet controller creates it on a scale-up.
+	owned := func(apiVersion, kind string, controller bool) []byte {
+		p := corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "order-service-7d9f-x2x4q", OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: apiVersion, Kind: kind, Name: "order-service-7d9f", UID: "1f0c", Controller: &controller}}},
+			Spec: deploymentFor("prod", "order-service", "", []string{"regcred-order-service"}).Spec.Template.Spec,
+		}
+		if kind == "" {
+			p.OwnerReferences = nil // a bare pod
+		}
+		b, _ := json.Marshal(p)
+		return b
+	}
+	rsOfDeployment := func() []byte {
+		d := deploymentFor("prod", "order-service", "", []string{"regcred-order-service"})
+		yes := true
+		rs := map[string]any{"metadata": map[string]any{"name": "order-service-7d9f", "namespace": "prod",
+			"ownerReferences": []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "order-service", UID: "9a1b", Controller: &yes}}},
+			"spec": map[string]any{"template": d.Spec.Template}}
+		b, _ := json.Marshal(rs)
+		return b
+	}
 	tests := map[string]struct {
 		req       admission.Request
 		notSynced bool
@@ -66,13 +88,19 @@ func TestHandler(t *testing.T) {
 			r.SubResource = "scale"
 			return r
 		}(), allowed: true, reason: ReasonNotChecked},
-		"exempt namespace":         {req: review(admissionv1.Create, "Deployment", "kube-system", dep(""), nil), allowed: true, reason: ReasonExempt},
-		"off namespace":            {req: review(admissionv1.Create, "Deployment", "sandbox", dep(""), nil), allowed: true, reason: ReasonOff},
-		"warn namespace":           {req: review(admissionv1.Create, "Deployment", "staging", dep(""), nil), allowed: true, reason: ReasonNotSynced, msg: "credchain.io/enforcement=warn, would deny: deployment staging/order-service"},
-		"unknown label enforces":   {req: review(admissionv1.Create, "Deployment", "typo", dep(""), nil), code: http.StatusForbidden, reason: ReasonUnmanaged},
-		"unsupported kind allowed": {req: review(admissionv1.Create, "ConfigMap", "prod", []byte(`{}`), nil), allowed: true, reason: ReasonNotChecked},
-		"malformed object is 400":  {req: review(admissionv1.Create, "Deployment", "prod", []byte(`{"spec":`), nil), code: http.StatusBadRequest, reason: ReasonBadRequest, msg: "decoding Deployment"},
-		"no namespace is 400":      {req: review(admissionv1.Create, "Deployment", "", dep(""), nil), code: http.StatusBadRequest, reason: ReasonBadRequest},
+		"exempt namespace":                          {req: review(admissionv1.Create, "Deployment", "kube-system", dep(""), nil), allowed: true, reason: ReasonExempt},
+		"off namespace":                             {req: review(admissionv1.Create, "Deployment", "sandbox", dep(""), nil), allowed: true, reason: ReasonOff},
+		"warn namespace":                            {req: review(admissionv1.Create, "Deployment", "staging", dep(""), nil), allowed: true, reason: ReasonNotSynced, msg: "credchain.io/enforcement=warn, would deny: deployment staging/order-service"},
+		"unknown label enforces":                    {req: review(admissionv1.Create, "Deployment", "typo", dep(""), nil), code: http.StatusForbidden, reason: ReasonUnmanaged},
+		"unsupported kind allowed":                  {req: review(admissionv1.Create, "ConfigMap", "prod", []byte(`{}`), nil), allowed: true, reason: ReasonNotChecked},
+		"malformed object is 400":                   {req: review(admissionv1.Create, "Deployment", "prod", []byte(`{"spec":`), nil), code: http.StatusBadRequest, reason: ReasonBadRequest, msg: "decoding Deployment"},
+		"no namespace is 400":                       {req: review(admissionv1.Create, "Deployment", "", dep(""), nil), code: http.StatusBadRequest, reason: ReasonBadRequest},
+		"pod of a ReplicaSet: checked on its owner": {req: review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil), allowed: true, reason: ReasonControlled},
+		"pod of a ReplicationController":            {req: review(admissionv1.Create, "Pod", "prod", owned("v1", "ReplicationController", true), nil), allowed: true, reason: ReasonControlled},
+		"ReplicaSet of a Deployment":                {req: review(admissionv1.Create, "ReplicaSet", "prod", rsOfDeployment(), nil), allowed: true, reason: ReasonControlled},
+		"pod of an operator's resource is checked":  {req: review(admissionv1.Create, "Pod", "prod", owned("argoproj.io/v1alpha1", "Rollout", true), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"pod merely referencing a ReplicaSet":       {req: review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", false), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"bare pod is checked":                       {req: review(admissionv1.Create, "Pod", "prod", owned("", "", false), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
 		"not synced is internal error": {req: review(admissionv1.Create, "Deployment", "prod", dep(""), nil), notSynced: true,
 			code: http.StatusInternalServerError, reason: ReasonNotReady, msg: "internal error: credchain's informer caches have not synced yet"},
 	}

@@ -477,6 +477,27 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("pods a ReplicaSet creates are admitted: scale-ups and drains keep working", func(t *testing.T) {
+		// The ExternalSecret is still failing (previous subtest); the ReplicaSet's template was
+		// checked when its Deployment was written, and blocking its pods would stop self-healing.
+		tmpl := deployment("prod", "order-service", "", "regcred-order-service").Spec.Template
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "order-service-7d9f-x2x4q", Labels: tmpl.Labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "order-service-7d9f",
+				UID: "5b1e7c2a-0000-4000-8000-000000000001", Controller: ptr.To(true)}}}, Spec: tmpl.Spec}
+		if err := cl.c.Create(ctx, pod); err != nil {
+			t.Fatalf("the ReplicaSet's pod was denied: %v", err)
+		}
+		// The same pod without its controller is a bare pod, and checked.
+		bare := pod.DeepCopy()
+		bare.Name, bare.OwnerReferences = "order-service-by-hand", nil
+		cl.createDenied(t, bare, func(msg string) error {
+			if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
+				return fmt.Errorf("message %q", msg)
+			}
+			return nil
+		})
+	})
+
 	t.Run("warn namespace admits with warnings", func(t *testing.T) {
 		cl.warn.take()
 		if err := cl.c.Create(ctx, deployment("staging", "order-service", "", "handmade")); err != nil {
