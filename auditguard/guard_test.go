@@ -59,3 +59,45 @@ func TestRestoreFailedIsReported(t *testing.T) {
 }
 
 const orderServicePolicyForTest = `path "registry-creds/data/order-service" { capabilities = ["read"] }`
+
+// TestRestoreLeavesRecreatedPolicy: `vault policy delete p && vault policy write p new.hcl` while
+// the delete's entry waits in the queue. When the guard gets to the delete the policy exists again
+// with a new body: it must not write the old snapshot over it, and it records the delete.
+func TestRestoreLeavesRecreatedPolicy(t *testing.T) {
+	t.Parallel()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	v := &memVault{policies: map[string]string{"eso-order-service": orderServicePolicyForTest},
+		roles: map[string][]string{"external-secrets-operator": {"eso-order-service"}}}
+	rec := &events.Recorder{}
+	g := NewGuard(v, store, rec, nil, testr.New(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = g.Run(ctx) }()
+	for !g.Ready() { // the startup resync has snapshotted the old body
+		time.Sleep(5 * time.Millisecond)
+	}
+	const newBody = `path "registry-creds/data/order-service-v2" { capabilities = ["read"] }`
+	v.mu.Lock()
+	v.policies["eso-order-service"] = newBody // deleted and written again before the guard looks
+	v.mu.Unlock()
+	g.Ingest([]byte(deleteEntry))
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.Count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := rec.All()
+	if len(got) != 1 {
+		t.Fatalf("events = %+v, want one", got)
+	}
+	if e := got[0]; e.Type != EventPolicyDeleted || e.Action != "recorded" || e.Policy != "eso-order-service" ||
+		len(e.Roles) != 1 || e.Actor.DisplayName != "userpass-cleanup-bot" || !strings.Contains(e.Message, "written again") {
+		t.Errorf("event = %+v", e)
+	}
+	if body, _, _ := v.ReadPolicy(ctx, "", "eso-order-service"); body != newBody {
+		t.Errorf("policy body = %q, want the re-created one", body)
+	}
+}

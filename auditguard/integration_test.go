@@ -407,3 +407,28 @@ func BenchmarkRestoreWindow(b *testing.B) {
 	b.ReportMetric(pct(clientLat, 50), "client-p50-ms")
 	b.ReportMetric(pct(clientLat, 99), "client-p99-ms")
 }
+
+// TestRecreatedPolicyIsNotOverwritten: `vault policy delete p && vault policy write p new.hcl`
+// while the guard's queue is behind. Made deterministic against the real Vault: the guard snapshots
+// the old body at start, the policy is rewritten where the guard cannot see it (no audit device
+// feeds it yet), and only then does the delete's response entry reach its socket. The new body
+// must survive.
+func TestRecreatedPolicyIsNotOverwritten(t *testing.T) {
+	e := setup(t)
+	e.startGuard(t, false)
+	const newBody = `path "registry-creds/data/order-service-v2" { capabilities = ["read"] }`
+	must(t, e.root.Sys().PutPolicy("eso-order-service", newBody))
+	c, err := net.Dial("tcp", e.listen)
+	must(t, err)
+	defer c.Close()
+	n := e.events.Count()
+	_, err = c.Write([]byte(`{"auth":{"display_name":"userpass-cleanup-bot","policies":["admin"]},"request":{"id":"9a1b","operation":"delete","namespace":{"id":"root"},"path":"sys/policies/acl/eso-order-service","remote_address":"127.0.0.1"},"time":"2026-11-27T10:02:00.123456Z","type":"response"}` + "\n"))
+	must(t, err)
+	ev := e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
+	if ev.Action != "recorded" || ev.Actor.DisplayName != "userpass-cleanup-bot" || len(ev.Roles) != 1 {
+		t.Errorf("event = %+v", ev)
+	}
+	if got := e.policy(t, "eso-order-service"); got != newBody {
+		t.Errorf("policy = %q, want the re-created body", got)
+	}
+}

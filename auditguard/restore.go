@@ -22,6 +22,14 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 
 // restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile found the
 // policy missing. The actor's details are looked up only after the write: the ESO login can't wait.
+//
+// The policy is read once more right before the write: the delete's entry may have waited in the
+// queue while someone re-created the policy (`vault policy delete p && vault policy write p new.hcl`),
+// and writing the snapshot back would replace the new body with the old one — for good, since the
+// restore's own audit entry then snapshots the old body. Vault has no compare-and-set for
+// policies, so a re-creation between that read and the write (one round trip, well under a
+// millisecond on a local Vault) is still overwritten; the re-creation's own entry, processed next,
+// then snapshots what the writer sees.
 func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, arrived time.Time, e *Entry) {
 	var actor *Actor
 	snap, err := g.store.GetSnapshot(ns, name)
@@ -30,6 +38,13 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 			actor = g.actor(ctx, e)
 		}
 		g.danglingEvent(ctx, ns, name, roles, actor, err)
+		return
+	}
+	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
+		// Restoring what may already be back beats leaving ESO's logins without it.
+		g.log.Error(err, "checking the policy is still missing before restoring it; restoring anyway", "policy", name)
+	} else if found {
+		g.recreated(ctx, ns, name, roles, e)
 		return
 	}
 	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
@@ -59,6 +74,24 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
 		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
 			name, who, rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+}
+
+// recreated handles a restore found unnecessary: the policy exists again. After a delete entry that
+// is a re-creation that happened while the entry was queued; the delete is recorded, and the new
+// body is left alone (its own write entry snapshots it). Reconcile (e == nil) only raced a write
+// since its listing: nothing happened worth an event.
+func (g *Guard) recreated(ctx context.Context, ns, name string, roles []RoleRef, e *Entry) {
+	g.log.Info("policy exists again; not restoring its snapshot", "policy", name, "namespace", ns)
+	g.mu.Lock()
+	delete(g.dangling, polKey{ns, name})
+	g.mu.Unlock()
+	if e == nil {
+		return
+	}
+	actor := g.actor(ctx, e)
+	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "recorded",
+		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and has been written again since; credchain left the new version in place instead of restoring its snapshot",
+			name, rolesString(roles), actor)})
 }
 
 func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, cause error) {
