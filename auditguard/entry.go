@@ -82,7 +82,10 @@ const (
 )
 
 // Classify returns what path is about and the object's name (for a role: "<mount>/<role>").
-// Vault lower-cases policy names, so the name is lower-cased too.
+// Vault lower-cases policy names, and the Kubernetes auth plugin role names (it stores and deletes
+// role/<lower-cased name>, and LIST returns them so), so both are lower-cased here too: a write to
+// auth/kubernetes/role/ESO-Role must update the index entry the resync made for "eso-role", not add
+// a second one beside it. Mount paths are case-sensitive in Vault and kept as they are.
 func Classify(path string) (Kind, string) {
 	switch {
 	case strings.HasPrefix(path, "sys/policies/acl/"):
@@ -103,7 +106,7 @@ func Classify(path string) (Kind, string) {
 		if role == "" || strings.Contains(role, "/") {
 			return KindIrrelevant, ""
 		}
-		return KindRole, mount + "/" + role
+		return KindRole, mount + "/" + strings.ToLower(role)
 	}
 	return KindIrrelevant, ""
 }

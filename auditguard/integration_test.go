@@ -432,3 +432,43 @@ func TestRecreatedPolicyIsNotOverwritten(t *testing.T) {
 		t.Errorf("policy = %q, want the re-created body", got)
 	}
 }
+
+// TestMixedCaseRoleNames: Vault's Kubernetes auth plugin lower-cases role names, and the resync's
+// LIST returns them so; a write or delete through a mixed-case path must update that index entry.
+// Otherwise the stale "eso-role" entry still references the policies the role dropped, and their
+// deletes are undone.
+func TestMixedCaseRoleNames(t *testing.T) {
+	e := setup(t)
+	sys := e.root.Sys()
+	role := func(name, policies string) {
+		t.Helper()
+		_, err := e.root.Logical().Write("auth/kubernetes/role/"+name, map[string]any{
+			"bound_service_account_names": "eso", "bound_service_account_namespaces": "eso", "token_policies": policies,
+		})
+		must(t, err)
+	}
+	for _, p := range []string{"team-updated", "team-deleted"} {
+		must(t, sys.PutPolicy(p, `path "secret/`+p+`/*" { capabilities = ["read"] }`))
+	}
+	role("ESO-Updated", "team-updated")
+	role("ESO-Deleted", "team-deleted")
+	e.startGuard(t, false) // the startup resync indexes eso-updated and eso-deleted
+	must(t, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
+	must(t, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+		Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
+
+	role("ESO-Updated", "default")
+	_, err := e.root.Logical().Delete("auth/kubernetes/role/ESO-Deleted")
+	must(t, err)
+	for _, p := range []string{"team-updated", "team-deleted"} {
+		n := e.events.Count()
+		must(t, sys.DeletePolicy(p))
+		ev := e.events.wait(t, auditguard.EventPolicyDeleted, p, n)
+		if len(ev.Roles) != 0 || ev.Action != "recorded" {
+			t.Errorf("%s: event = %+v", p, ev)
+		}
+		if body := e.policy(t, p); body != "" {
+			t.Errorf("%s restored although no role references it any more: %q", p, body)
+		}
+	}
+}

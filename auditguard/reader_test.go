@@ -66,6 +66,7 @@ func TestClassify(t *testing.T) {
 		"sys/policies/acl":                         {KindIrrelevant, ""},
 		"auth/kubernetes/role/external-secrets":    {KindRole, "kubernetes/external-secrets"},
 		"auth/k8s/prod/role/eso":                   {KindRole, "k8s/prod/eso"},
+		"auth/K8s-Prod/role/ESO-Role":              {KindRole, "K8s-Prod/eso-role"},
 		"auth/kubernetes/role/":                    {KindIrrelevant, ""},
 		"auth/kubernetes/login":                    {KindIrrelevant, ""},
 		"sys/auth/kubernetes":                      {KindAuthMount, "kubernetes"},
