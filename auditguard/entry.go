@@ -139,6 +139,8 @@ var (
 	pathMarker     = []byte(`"path":"`)
 	readOp         = []byte(`"operation":"read"`)
 	listOp         = []byte(`"operation":"list"`)
+	deleteOp       = []byte(`"operation":"delete"`)
+	auditPath      = []byte(`"path":"sys/audit/`)
 )
 
 // relevantPrefixes are the request paths the guard acts on; everything else is dropped before a
@@ -148,14 +150,16 @@ var relevantPrefixes = [][]byte{
 }
 
 // Relevant is the read loop's cheap pre-filter: a response entry with a "path" value under one of
-// the prefixes the guard acts on. It scans for byte markers instead of decoding, so an irrelevant
+// the prefixes the guard acts on, or the request entry of an audit device's disable (the device
+// being disabled never receives the response; see auditdevice.go). It scans for byte markers instead of decoding, so an irrelevant
 // line (the vast majority: KV reads, token renewals) costs a fraction of a microsecond. It may pass
 // a line that turns out irrelevant (the decoder then decides); it never drops a relevant one, since
 // every "path" value after the request object's start is tried — an Enterprise namespace's own
 // "path" key comes before the request path.
 func Relevant(line []byte) bool {
 	if !isResponse(line) {
-		return false
+		// Half of all lines are requests: one scan for the rare path decides almost all of them.
+		return bytes.Contains(line, auditPath) && bytes.Contains(line, deleteOp)
 	}
 	i := bytes.Index(line, requestMarker)
 	if i < 0 {

@@ -2,7 +2,6 @@ package auditguard
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,9 @@ import (
 type queued struct {
 	line    []byte
 	arrived time.Time
+	// expire, when set, is not a line but the end of the wait for the response entry of the
+	// audit-device disable with this request ID (auditdevice.go).
+	expire string
 }
 
 // Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
@@ -43,6 +45,10 @@ type Guard struct {
 	// and every auth mount change), so a role write on a known Kubernetes mount needs no API call.
 	k8sMounts map[string][]string
 	dangling  map[polKey]bool // reported once until the state changes
+
+	// pendingDisables are audit-device disables seen as request entries, awaiting their response
+	// (auditdevice.go). Only the processing goroutine uses it.
+	pendingDisables map[string]pendingDisable
 }
 
 // Option configures a Guard.
@@ -55,6 +61,7 @@ type options struct {
 	maxLine           int
 	vaultAddr         string
 	cluster           string
+	auditDisableWait  time.Duration
 	now               func() time.Time
 }
 
@@ -74,6 +81,13 @@ func WithReconcileInterval(d time.Duration) Option {
 // WithMaxLine bounds one audit line. Defaults to DefaultMaxLine (64 MiB).
 func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
 
+// WithAuditDisableWait sets how long the request entry of an audit-device disable waits for its
+// response entry before audit.device_disabled is sent from the request alone. Vault stops writing
+// to the device being disabled before it logs the response, so through that device the response
+// never comes; it does through another device the guard reads, or when the disable failed.
+// Long enough for the file device's poll and a queue that is behind. Defaults to 5s.
+func WithAuditDisableWait(d time.Duration) Option { return func(o *options) { o.auditDisableWait = d } }
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -83,7 +97,7 @@ func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
 func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
-		maxLine: DefaultMaxLine, now: time.Now}
+		maxLine: DefaultMaxLine, auditDisableWait: 5 * time.Second, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -91,7 +105,8 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 		m = NewMetrics(nil)
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
-		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{}}
+		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
+		pendingDisables: map[string]pendingDisable{}}
 }
 
 // SetBlast enables blast-radius computation for events.
@@ -185,6 +200,10 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		g.reconcile(ctx)
 		return
 	}
+	if q.expire != "" {
+		g.auditDisableExpired(ctx, q.expire)
+		return
+	}
 	e, err := DecodeEntry(q.line)
 	if err != nil {
 		g.metrics.DecodeErrors.Inc()
@@ -192,6 +211,11 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		return
 	}
 	if e.Type != "response" {
+		// The pre-filter passes one kind of request entry: an audit device's disable, whose
+		// response the device being disabled never receives.
+		if k, _ := Classify(e.Request.Path); k == KindAudit && e.Request.Operation == "delete" {
+			g.onAuditDisableRequest(ctx, e)
+		}
 		return
 	}
 	if g.seen.check(e.Request.ID) {
@@ -226,11 +250,8 @@ func (g *Guard) process(ctx context.Context, q queued) {
 			}
 		}
 	case KindAudit:
-		if !failed && op == "delete" {
-			actor := g.actor(ctx, e)
-			g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actor,
-				Action: "none", Message: fmt.Sprintf("audit device %q was disabled by %s: if it fed credchain, policy deletes are no longer seen (reconcile still runs every %s)",
-					name, actor, g.opts.reconcileInterval)})
+		if op == "delete" {
+			g.onAuditDisableResponse(ctx, ns, name, e)
 		}
 	}
 }
@@ -315,6 +336,12 @@ type recent struct {
 
 func newRecent(n int) *recent {
 	return &recent{ring: make([]string, n), set: make(map[string]struct{}, n)}
+}
+
+// has reports whether id was recorded, without recording it.
+func (r *recent) has(id string) bool {
+	_, ok := r.set[id]
+	return ok
 }
 
 // check records id and reports whether it was already there. Empty IDs are never duplicates.

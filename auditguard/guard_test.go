@@ -3,6 +3,7 @@ package auditguard
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,75 @@ func TestRestoreLeavesRecreatedPolicy(t *testing.T) {
 	}
 	if body, _, _ := v.ReadPolicy(ctx, "", "eso-order-service"); body != newBody {
 		t.Errorf("policy body = %q, want the re-created one", body)
+	}
+}
+
+// TestAuditDeviceDisabled: Vault stops writing to the device being disabled before it logs the
+// response, so that device delivers only the request entry. The disable is reported once, from the
+// response when one arrives within the wait (another device still logs it), from the request when
+// none does; a failed disable is not reported.
+func TestAuditDeviceDisabled(t *testing.T) {
+	t.Parallel()
+	request := strings.Replace(strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1),
+		"sys/policies/acl/eso-order-service", "sys/audit/credchain", 1)
+	response := strings.Replace(deleteEntry, "sys/policies/acl/eso-order-service", "sys/audit/credchain", 1)
+	failed := strings.Replace(response, `"time":`, `"error":"1 error occurred:\n\t* permission denied\n\n","time":`, 1)
+	tests := map[string]struct {
+		lines      []string
+		wantEvents int
+		unseen     bool // the event says the response was not seen
+	}{
+		"request only: the guard's own device was disabled":      {lines: []string{request}, wantEvents: 1, unseen: true},
+		"request from two devices, no response":                  {lines: []string{request, request}, wantEvents: 1, unseen: true},
+		"request then response (another device)":                 {lines: []string{request, response, request}, wantEvents: 1},
+		"response first, then the request from the other device": {lines: []string{response, request}, wantEvents: 1},
+		"response only (before this change, the only case)":      {lines: []string{response}, wantEvents: 1},
+		"request then failed response":                           {lines: []string{request, failed}, wantEvents: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			store, err := OpenStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			rec := &events.Recorder{}
+			g := NewGuard(&memVault{policies: map[string]string{}, roles: map[string][]string{}}, store, rec, nil, testr.New(t),
+				WithAuditDisableWait(50*time.Millisecond))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			go func() { _ = g.Run(ctx) }()
+			for !g.Ready() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			for _, l := range tc.lines {
+				g.Ingest([]byte(l))
+			}
+			// A later policy delete flushes the queue; the wait's expiry is behind it only if it
+			// came in time, so wait out the expiry too.
+			time.Sleep(300 * time.Millisecond)
+			g.Ingest([]byte(strings.Replace(deleteEntry, `"id":"4c1f"`, `"id":"flush"`, 1)))
+			deadline := time.Now().Add(30 * time.Second)
+			for !slices.ContainsFunc(rec.All(), func(e Event) bool { return e.Type == EventPolicyDeleted }) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			var got []Event
+			for _, e := range rec.All() {
+				if e.Type == EventAuditDisabled {
+					got = append(got, e)
+				}
+			}
+			if len(got) != tc.wantEvents {
+				t.Fatalf("audit.device_disabled events = %+v, want %d", got, tc.wantEvents)
+			}
+			if tc.wantEvents == 0 {
+				return
+			}
+			if e := got[0]; e.Object != "sys/audit/credchain" || e.Actor == nil || e.Actor.DisplayName != "userpass-cleanup-bot" ||
+				e.Actor.RemoteAddress != "10.0.4.17" || strings.Contains(e.Message, "not seen") != tc.unseen {
+				t.Errorf("event = %+v", e)
+			}
+		})
 	}
 }

@@ -362,6 +362,38 @@ func TestGuardAgainstVault(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+	t.Run("disabling the guard's own device is reported once, from the request entry", func(t *testing.T) {
+		// The guard now reads only its socket (restarted without --audit-file above), and the file
+		// device is gone: Vault stops writing to the device it disables before logging the
+		// response, so the guard receives the request entry and nothing after it.
+		n := e.events.Count()
+		must(t, e.root.Sys().DisableAudit("guard"))
+		disabled := func() []auditguard.Event {
+			var out []auditguard.Event
+			for _, ev := range e.events.All()[n:] {
+				if ev.Type == auditguard.EventAuditDisabled {
+					out = append(out, ev)
+				}
+			}
+			return out
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for len(disabled()) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no audit.device_disabled event: %+v", e.events.All()[n:])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // room for a duplicate
+		got := disabled()
+		if len(got) != 1 {
+			t.Fatalf("audit.device_disabled events = %+v, want one", got)
+		}
+		if ev := got[0]; ev.Object != "sys/audit/guard" || ev.Actor == nil || ev.Actor.DisplayName != "token" ||
+			ev.Actor.RemoteAddress != "127.0.0.1" || !strings.Contains(ev.Message, "not seen") {
+			t.Errorf("event = %+v", ev)
+		}
+	})
 	// One real event per type for docs/events.md (CREDCHAIN_EVENTS_OUT).
 	seen := map[string]bool{}
 	for _, ev := range e.events.All() {

@@ -103,6 +103,11 @@ func TestRelevantAndDecode(t *testing.T) {
 		},
 		"garbage":     {line: "\x00\x01 not json", relevant: false},
 		"policy read": {line: strings.Replace(deleteEntry, `"operation":"delete"`, `"operation":"read"`, 1), relevant: false},
+		// The device being disabled receives only the request entry of its own disable.
+		"audit disable request": {line: strings.Replace(strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1),
+			"sys/policies/acl/eso-order-service", "sys/audit/guard", 1), relevant: true},
+		"audit enable request": {line: strings.Replace(strings.Replace(strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1),
+			"sys/policies/acl/eso-order-service", "sys/audit/guard", 1), `"operation":"delete"`, `"operation":"update"`, 1), relevant: false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -134,10 +139,20 @@ func FuzzEntry(f *testing.F) {
 	f.Add([]byte(deleteEntry))
 	f.Add([]byte(`{"type":"response","request":{"path":"auth/kubernetes/role/x"}}`))
 	f.Add([]byte(`{"type":"response","request":{"namespace":{"path":"a/"},"path":"sys/audit/x"}}`))
+	f.Add([]byte(`{"request":{"operation":"delete","path":"sys/audit/x"},"type":"request"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		rel := Relevant(line)
 		e, err := DecodeEntry(line)
-		if err != nil || e.Type != "response" {
+		if err != nil {
+			return
+		}
+		if e.Type == "request" {
+			// The one request entry the guard acts on: an audit device's disable.
+			k, _ := Classify(e.Request.Path)
+			if k == KindAudit && e.Request.Operation == "delete" && !rel && !bytes.Contains(line, responseMarker) &&
+				bytes.Contains(line, deleteOp) && bytes.Contains(line, []byte(`"path":"`+e.Request.Path+`"`)) {
+				t.Fatalf("pre-filter dropped an audit disable request: %q", line)
+			}
 			return
 		}
 		k, _ := Classify(e.Request.Path)
