@@ -144,18 +144,46 @@ var (
 )
 
 // relevantPrefixes are the request paths the guard acts on; everything else is dropped before a
-// full decode.
+// full decode. Under auth/ only role paths are (isRolePath).
 var relevantPrefixes = [][]byte{
-	[]byte("sys/policies/acl/"), []byte("sys/policy/"), []byte("auth/"), []byte("sys/auth/"), []byte("sys/audit/"),
+	[]byte("sys/policies/acl/"), []byte("sys/policy/"), []byte("sys/auth/"), []byte("sys/audit/"),
+}
+
+var (
+	authPrefix = []byte("auth/")
+	roleSeg    = []byte("/role/")
+)
+
+// isRolePath reports whether the "path" value at the start of v (its closing quote not included
+// yet) is auth/<mount>/role/<name> as Classify reads it. Most audited traffic is under auth/ —
+// every ESO login (auth/kubernetes/login), token renewal (auth/token/renew-self) and token
+// creation — and none of it but role writes matters. A value with an escape is passed: the decoder
+// decides.
+func isRolePath(v []byte) bool {
+	end := bytes.IndexByte(v, '"')
+	if end < 0 {
+		return false // not a complete JSON string: not an entry the decoder accepts either
+	}
+	p := v[len(authPrefix):end]
+	if bytes.IndexByte(p, '\\') >= 0 {
+		return true
+	}
+	i := bytes.Index(p, roleSeg)
+	if i <= 0 {
+		return false
+	}
+	role := p[i+len(roleSeg):]
+	return len(role) > 0 && bytes.IndexByte(role, '/') < 0
 }
 
 // Relevant is the read loop's cheap pre-filter: a response entry with a "path" value under one of
-// the prefixes the guard acts on, or the request entry of an audit device's disable (the device
-// being disabled never receives the response; see auditdevice.go). It scans for byte markers instead of decoding, so an irrelevant
-// line (the vast majority: KV reads, token renewals) costs a fraction of a microsecond. It may pass
-// a line that turns out irrelevant (the decoder then decides); it never drops a relevant one, since
-// every "path" value after the request object's start is tried — an Enterprise namespace's own
-// "path" key comes before the request path.
+// the prefixes the guard acts on (under auth/, only auth/<mount>/role/<name>), or the request entry
+// of an audit device's disable (the device being disabled never receives the response; see
+// auditdevice.go). It scans for byte markers instead of decoding, so an irrelevant line (the vast
+// majority: KV reads, logins, token renewals) costs a fraction of a microsecond. It may pass a line
+// that turns out irrelevant (the decoder then decides); it never drops a relevant one, since every
+// "path" value after the request object's start is tried — an Enterprise namespace's own "path"
+// key comes before the request path.
 func Relevant(line []byte) bool {
 	if !isResponse(line) {
 		// Half of all lines are requests: one scan for the rare path decides almost all of them.
@@ -177,6 +205,12 @@ func Relevant(line []byte) bool {
 			return false
 		}
 		rest = rest[j+len(pathMarker):]
+		if bytes.HasPrefix(rest, authPrefix) {
+			if isRolePath(rest) {
+				return true
+			}
+			continue // perhaps a namespace's path: try the next "path" value
+		}
 		for _, pre := range relevantPrefixes {
 			if bytes.HasPrefix(rest, pre) {
 				return true

@@ -82,11 +82,21 @@ func TestClassify(t *testing.T) {
 			if k != tc.kind || n != tc.name {
 				t.Errorf("Classify(%q) = %v %q, want %v %q", path, k, n, tc.kind, tc.name)
 			}
+			// The pre-filter passes everything Classify acts on.
+			if k != KindIrrelevant && !Relevant([]byte(authLine("update", path))) {
+				t.Errorf("Relevant dropped a write to %q", path)
+			}
 		})
 	}
 }
 
 const deleteEntry = `{"auth":{"accessor":"hmac-sha256:aa","client_token":"hmac-sha256:bb","display_name":"userpass-cleanup-bot","entity_id":"7d2e","policies":["admin","default"],"token_policies":["admin","default"],"metadata":{"username":"cleanup-bot"}},"request":{"id":"4c1f","operation":"delete","mount_point":"sys/","mount_type":"system","client_token":"hmac-sha256:bb","namespace":{"id":"root"},"path":"sys/policies/acl/eso-order-service","remote_address":"10.0.4.17","remote_port":51234},"response":{"mount_point":"sys/","mount_type":"system"},"time":"2026-11-27T10:02:00.123456Z","type":"response"}`
+
+// authLine is deleteEntry as a response to op on path.
+func authLine(op, path string) string {
+	return strings.Replace(strings.Replace(deleteEntry, `"operation":"delete"`, `"operation":"`+op+`"`, 1),
+		"sys/policies/acl/eso-order-service", path, 1)
+}
 
 func TestRelevantAndDecode(t *testing.T) {
 	t.Parallel()
@@ -103,6 +113,21 @@ func TestRelevantAndDecode(t *testing.T) {
 		},
 		"garbage":     {line: "\x00\x01 not json", relevant: false},
 		"policy read": {line: strings.Replace(deleteEntry, `"operation":"delete"`, `"operation":"read"`, 1), relevant: false},
+		// The busiest traffic under auth/ is not about roles.
+		"kubernetes login":                         {line: authLine("update", "auth/kubernetes/login"), relevant: false},
+		"token renew-self":                         {line: authLine("update", "auth/token/renew-self"), relevant: false},
+		"token create":                             {line: authLine("update", "auth/token/create"), relevant: false},
+		"token role write":                         {line: authLine("update", "auth/token/roles/eso"), relevant: false},
+		"approle secret-id":                        {line: authLine("update", "auth/approle/role/eso/secret-id"), relevant: false},
+		"role path without name":                   {line: authLine("update", "auth/kubernetes/role/"), relevant: false},
+		"role write":                               {line: authLine("update", "auth/kubernetes/role/eso"), relevant: true},
+		"role delete":                              {line: authLine("delete", "auth/kubernetes/role/eso"), relevant: true},
+		"role write on another mount":              {line: authLine("create", "auth/k8s-payments/role/payments"), relevant: true},
+		"role write on a nested mount, mixed case": {line: authLine("update", "auth/k8s/prod/role/ESO-Role"), relevant: true},
+		"role write in a namespace": {
+			line:     strings.Replace(authLine("update", "auth/kubernetes/role/eso"), `"namespace":{"id":"root"}`, `"namespace":{"id":"abc","path":"auth/"}`, 1),
+			relevant: true,
+		},
 		// The device being disabled receives only the request entry of its own disable.
 		"audit disable request": {line: strings.Replace(strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1),
 			"sys/policies/acl/eso-order-service", "sys/audit/guard", 1), relevant: true},
@@ -204,4 +229,17 @@ func FuzzDecodeEntryMatchesStdlib(f *testing.F) {
 			t.Fatalf("fast %+v\nslow %+v", fast, slow)
 		}
 	})
+}
+
+// TestRelevantDoesNotAllocate: the pre-filter runs on every line Vault writes.
+func TestRelevantDoesNotAllocate(t *testing.T) {
+	lines := [][]byte{[]byte(deleteEntry), []byte(authLine("update", "auth/kubernetes/login")),
+		[]byte(authLine("update", "auth/k8s/prod/role/eso")), []byte(strings.Replace(deleteEntry, `"type":"response"`, `"type":"request"`, 1))}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, l := range lines {
+			Relevant(l)
+		}
+	}); n != 0 {
+		t.Errorf("Relevant allocates %v times per 4 lines", n)
+	}
 }
