@@ -132,8 +132,12 @@ func (s *SocketSink) Run(ctx context.Context) error {
 }
 
 // FileSink tails a file audit device's log: it survives rotation (rename + new file) and
-// truncation, and resumes from the offset persisted in the store after a restart. "-" reads stdin
-// once to EOF (replaying a saved log).
+// truncation, and resumes from the offset persisted in the store after a restart. On the first run
+// (no offset saved for the path) it starts at the end of the file that exists then: the log's
+// history has been acted on or missed already, and replaying it would send a fresh event for every
+// past delete at install (reconcile repairs what is missing now). A file that appears later, or
+// replaces it by rotation, is read from its start. "-" reads stdin once to EOF (replaying a saved
+// log).
 type FileSink struct {
 	Path  string
 	Guard *Guard
@@ -215,9 +219,9 @@ func (s *FileSink) Run(ctx context.Context) error {
 	var cur, old *tailedFile
 	var oldUntil time.Time
 	defer func() { cur.close(); old.close() }()
-	for {
+	for first := true; ; first = false {
 		if cur == nil {
-			nf, err := s.open()
+			nf, err := s.open(first)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("opening audit file: %w", err)
 			}
@@ -259,7 +263,7 @@ func (s *FileSink) Run(ctx context.Context) error {
 					old.close()
 				}
 				old, oldUntil = cur, time.Now().Add(grace)
-				nf, err := s.open()
+				nf, err := s.open(false)
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("reopening rotated audit file: %w", err)
 				}
@@ -278,8 +282,9 @@ func (s *FileSink) Run(ctx context.Context) error {
 	}
 }
 
-// open opens the path, resuming at the persisted offset when it names the same file.
-func (s *FileSink) open() (*tailedFile, error) {
+// open opens the path, resuming at the persisted offset when it names the same file. At start
+// (atStart) with no offset saved for the path, it starts at the file's end.
+func (s *FileSink) open(atStart bool) (*tailedFile, error) {
 	f, err := os.Open(s.Path)
 	if err != nil {
 		return nil, err
@@ -290,8 +295,19 @@ func (s *FileSink) open() (*tailedFile, error) {
 		return nil, err
 	}
 	t := &tailedFile{f: f, inode: inodeOf(fi)}
-	if saved, off, ok := s.Store.Offset(s.Path); ok && saved == t.inode && off <= fi.Size() {
+	saved, off, ok := s.Store.Offset(s.Path)
+	switch {
+	case ok && saved == t.inode && off <= fi.Size():
 		t.offset = off // resume where the last run stopped
+	case !ok && atStart:
+		t.offset = fi.Size()
+		if t.offset > 0 {
+			s.Log.Info("first run on this audit file: skipping the entries already in it", "path", s.Path, "bytes", t.offset)
+		}
+		// Saved now: a restart before anything new is read must not skip what came meanwhile.
+		if err := s.Store.SaveOffset(s.Path, t.inode, t.offset); err != nil {
+			s.Log.Error(err, "saving audit file offset")
+		}
 	}
 	return t, nil
 }

@@ -86,6 +86,23 @@ func TestSocketSinkConcurrentConnections(t *testing.T) {
 	}
 }
 
+// waitOpened waits until a FileSink started on an existing file has opened it: on a first run it
+// saves the offset it starts from (the file's end) right away. Lines written before that are the
+// file's history, which a first run skips.
+func waitOpened(t *testing.T, store *Store, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, ok := store.Offset(path); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink never opened %s", path)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // tail runs a FileSink on path until the returned stop, which fails the test if Run failed.
 func tail(t *testing.T, g *Guard, store *Store, path string, poll time.Duration) (stop func()) {
 	t.Helper()
@@ -129,6 +146,7 @@ func TestFileSinkRotatedTwice(t *testing.T) {
 	}
 	a := create()
 	stop := tail(t, g, store, path, 5*time.Millisecond)
+	waitOpened(t, store, path)
 	write(a)
 	waitCount(t, "lines read from the first file", read, 1)
 	for i, suffix := range []string{".1", ".2"} {
@@ -166,6 +184,7 @@ func TestFileSinkTruncatedAndRegrown(t *testing.T) {
 	}
 	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
 	stop := tail(t, g, store, path, 50*time.Millisecond)
+	waitOpened(t, store, path)
 	if _, err := f.WriteString(lines(0, 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +221,7 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	}
 	read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
 	stop := tail(t, g, store, path, 5*time.Millisecond)
+	waitOpened(t, store, path)
 
 	write(f, 0, 10)
 	waitCount(t, "lines read", read, 10)
@@ -265,5 +285,76 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 		if _, err := DecodeEntry(q.line); err != nil {
 			t.Fatalf("queued a broken line: %v", err)
 		}
+	}
+}
+
+// TestFileSinkStartOffset: where tailing starts. Without a saved offset the file's existing
+// entries are history, not news (replaying them would send an event for every past delete at
+// install); a saved offset resumes; a file the guard has not read before is read from its start.
+func TestFileSinkStartOffset(t *testing.T) {
+	t.Parallel()
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			b.WriteString(relevantLine(i) + "\n")
+		}
+		return b.String()
+	}
+	tests := map[string]struct {
+		before string // the file when the sink starts; "" means it does not exist yet, unless empty
+		empty  bool
+		saved  func(path string, inode uint64) (uint64, int64, bool)
+		want   float64 // lines read, counting 2 written after the start
+	}{
+		"first run: existing entries skipped": {before: lines(0, 3), want: 2},
+		"first run, empty file":               {empty: true, want: 2},
+		"saved offset, same file: resumes": {before: lines(0, 3), want: 3,
+			saved: func(_ string, inode uint64) (uint64, int64, bool) { return inode, int64(len(lines(0, 2))), true }},
+		"saved offset of another file (rotated while down): read from its start": {before: lines(0, 3), want: 5,
+			saved: func(_ string, inode uint64) (uint64, int64, bool) { return inode + 1, int64(len(lines(0, 2))), true }},
+		"file created after the start: read from its start": {want: 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g, store := newTestGuard(t)
+			path := filepath.Join(t.TempDir(), "vault-audit.log")
+			if tc.before != "" || tc.empty {
+				if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.saved != nil {
+					inode, off, _ := tc.saved(path, inodeOf(fi))
+					if err := store.SaveOffset(path, inode, off); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			read := func() float64 { return testutil.ToFloat64(g.metrics.LinesRead) }
+			stop := tail(t, g, store, path, 5*time.Millisecond)
+			defer stop()
+			if tc.saved == nil && tc.before == "" && !tc.empty {
+				time.Sleep(200 * time.Millisecond) // the sink has looked for the file and found none
+			} else {
+				waitOpened(t, store, path)
+			}
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(lines(100, 102)); err != nil {
+				t.Fatal(err)
+			}
+			waitCount(t, "lines read", read, tc.want)
+			time.Sleep(50 * time.Millisecond)
+			if got := read(); got != tc.want {
+				t.Fatalf("lines read = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
