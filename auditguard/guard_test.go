@@ -42,15 +42,7 @@ func TestRestoreFailedIsReported(t *testing.T) {
 	}
 	delete(v.policies, "eso-order-service")
 	g.Ingest([]byte(deleteEntry))
-	deadline := time.Now().Add(30 * time.Second)
-	for rec.Count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	got := rec.All()
-	if len(got) != 1 {
-		t.Fatalf("events = %+v, want one", got)
-	}
-	e := got[0]
+	e := onlyEvent(t, rec)
 	if e.Type != EventPolicyRestoreFailed || e.Policy != "eso-order-service" || !strings.Contains(e.Error, "permission denied") ||
 		len(e.Roles) != 1 || e.Roles[0].Name != "external-secrets-operator" || e.Actor.DisplayName != "userpass-cleanup-bot" ||
 		e.Cluster != "prod-eu" || !strings.Contains(e.Message, "could NOT be restored") {
@@ -86,15 +78,7 @@ func TestRestoreLeavesRecreatedPolicy(t *testing.T) {
 	v.policies["eso-order-service"] = newBody // deleted and written again before the guard looks
 	v.mu.Unlock()
 	g.Ingest([]byte(deleteEntry))
-	deadline := time.Now().Add(30 * time.Second)
-	for rec.Count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	got := rec.All()
-	if len(got) != 1 {
-		t.Fatalf("events = %+v, want one", got)
-	}
-	if e := got[0]; e.Type != EventPolicyDeleted || e.Action != "recorded" || e.Policy != "eso-order-service" ||
+	if e := onlyEvent(t, rec); e.Type != EventPolicyDeleted || e.Action != "recorded" || e.Policy != "eso-order-service" ||
 		len(e.Roles) != 1 || e.Actor.DisplayName != "userpass-cleanup-bot" || !strings.Contains(e.Message, "written again") {
 		t.Errorf("event = %+v", e)
 	}
@@ -200,4 +184,18 @@ func TestMayBeRecreated(t *testing.T) {
 	if !g.mayBeRecreated(now, fresh) {
 		t.Error("entries queued behind the delete: want the read")
 	}
+}
+
+// onlyEvent waits for the guard's first event and requires it to be the only one.
+func onlyEvent(t *testing.T, rec *events.Recorder) events.Event {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.Count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := rec.All()
+	if len(got) != 1 {
+		t.Fatalf("events = %+v, want one", got)
+	}
+	return got[0]
 }
