@@ -31,6 +31,12 @@ type Config struct {
 	QueueSize int
 	// MaxLine bounds one audit line in bytes. Defaults to 64 MiB.
 	MaxLine int
+	// RotateGrace: how long a rotated-away audit file is still read after the new one appears (Vault
+	// appends to it until it reopens on SIGHUP). Defaults to 30s.
+	RotateGrace time.Duration
+	// AuditDisableWait: how long the request entry of an audit device's disable waits for its
+	// response before audit.device_disabled is sent from the request alone. Defaults to 5s.
+	AuditDisableWait time.Duration
 	// VaultTokenFile is read for the token when set (a mounted Secret), instead of VAULT_TOKEN.
 	VaultTokenFile string
 	// KubernetesRole logs in with Vault's Kubernetes auth as this role when set (token renewed).
@@ -68,6 +74,12 @@ func (c *Config) SetDefaults() {
 	if c.QueueSize == 0 {
 		c.QueueSize = 8192
 	}
+	if c.RotateGrace == 0 {
+		c.RotateGrace = 30 * time.Second
+	}
+	if c.AuditDisableWait == 0 {
+		c.AuditDisableWait = 5 * time.Second
+	}
 	if c.MaxLine == 0 {
 		c.MaxLine = DefaultMaxLine
 	}
@@ -102,6 +114,12 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueSize <= 0 {
 		errs = append(errs, fmt.Errorf("--queue-size %d: must be positive", c.QueueSize))
+	}
+	if c.RotateGrace <= 0 {
+		errs = append(errs, fmt.Errorf("--audit-file-rotate-grace %s: must be positive", c.RotateGrace))
+	}
+	if c.AuditDisableWait <= 0 {
+		errs = append(errs, fmt.Errorf("--audit-disable-wait %s: must be positive", c.AuditDisableWait))
 	}
 	if c.MaxLine < 1<<16 {
 		errs = append(errs, fmt.Errorf("--max-line %d: must be at least 65536", c.MaxLine))

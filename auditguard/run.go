@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
-		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithAuditDisableWait(cfg.AuditDisableWait), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
 
 	var sources []Sink
 	for _, spec := range cfg.Listen {
@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		sources = append(sources, &SocketSink{Listener: l, Guard: g, Log: log.WithValues("listen", spec)})
 	}
 	for _, p := range cfg.AuditFiles {
-		sources = append(sources, &FileSink{Path: p, Guard: g, Store: store, Log: log.WithValues("file", p)})
+		sources = append(sources, &FileSink{Path: p, Guard: g, Store: store, Log: log.WithValues("file", p), RotateGrace: cfg.RotateGrace})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

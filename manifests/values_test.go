@@ -26,6 +26,7 @@ var knobs = []string{
 	"auditguard.vault.addr=https://vault.example:8200", "auditguard.vault.namespace=admin", "auditguard.vault.caSecret=vault-ca",
 	"auditguard.vault.k8sMount=k8s-prod", "auditguard.kube=", "auditguard.auditFiles={/vault/audit/audit.log}",
 	"auditguard.queueSize=16384", "auditguard.resyncInterval=10m", "auditguard.reconcileInterval=30s", "auditguard.maxLine=1048576",
+	"auditguard.auditFileRotateGrace=2m", "auditguard.auditDisableWait=10s",
 	"auditguard.slackWebhookFile=/etc/credchain/slack/url",
 	"auditguard.persistence.storageClass=fast", "auditguard.persistence.size=5Gi",
 }
@@ -60,7 +61,8 @@ func TestChartValues(t *testing.T) {
 				"spec.template.spec.containers.0.args": []any{"auditguard", "--listen=tcp://0.0.0.0:9090",
 					"--state-dir=/var/lib/credchain", "--vault-k8s-role=credchain-auditguard", "--vault-k8s-mount=k8s-prod",
 					"--audit-file=/vault/audit/audit.log", "--queue-size=16384", "--resync-interval=10m",
-					"--reconcile-interval=30s", "--max-line=1048576", "--slack-webhook-file=/etc/credchain/slack/url"},
+					"--reconcile-interval=30s", "--max-line=1048576", "--audit-file-rotate-grace=2m", "--audit-disable-wait=10s",
+					"--slack-webhook-file=/etc/credchain/slack/url"},
 				"spec.template.spec.containers.0.env.1.value": "admin",
 				"spec.template.spec.containers.0.env.2.value": "/etc/credchain/vault-ca/ca.crt",
 			},

@@ -39,6 +39,8 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", cfg.ReconcileInterval, "how often referenced policies missing from Vault are restored")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "relevant entries buffered between the readers and processing")
 	f.IntVar(&cfg.MaxLine, "max-line", cfg.MaxLine, "longest audit line accepted, in bytes")
+	f.DurationVar(&cfg.RotateGrace, "audit-file-rotate-grace", cfg.RotateGrace, "how long a rotated-away --audit-file is still read after the new file appears (Vault writes to it until it reopens)")
+	f.DurationVar(&cfg.AuditDisableWait, "audit-disable-wait", cfg.AuditDisableWait, "how long an audit device's disable waits for its response entry before it is reported from the request entry alone")
 	f.StringVar(&cfg.VaultTokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
 	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")

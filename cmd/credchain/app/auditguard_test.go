@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/credchain/credchain/auditguard"
+)
+
+func TestAuditguardCommand(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args    []string
+		want    func(*testing.T, auditguard.Config)
+		wantErr string
+	}{
+		"defaults": {args: []string{"--listen", "tcp://127.0.0.1:9090"}, want: func(t *testing.T, c auditguard.Config) {
+			if c.RotateGrace != 30*time.Second || c.AuditDisableWait != 5*time.Second || c.ReconcileInterval != time.Minute {
+				t.Errorf("defaults: rotate grace %s, disable wait %s, reconcile %s", c.RotateGrace, c.AuditDisableWait, c.ReconcileInterval)
+			}
+		}},
+		"file device timings": {
+			args: []string{"--audit-file", "/vault/audit.log", "--audit-file-rotate-grace", "2m", "--audit-disable-wait", "10s"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.RotateGrace != 2*time.Minute || c.AuditDisableWait != 10*time.Second || c.AuditFiles[0] != "/vault/audit.log" {
+					t.Errorf("config: %+v", c)
+				}
+			},
+		},
+		"negative waits are refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--audit-file-rotate-grace", "-1s", "--audit-disable-wait", "-5s"},
+			wantErr: "--audit-file-rotate-grace -1s: must be positive\n--audit-disable-wait -5s: must be positive",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var got *auditguard.Config
+			run := func(_ context.Context, c auditguard.Config, _ logr.Logger) error {
+				got = &c
+				return nil
+			}
+			cmd := NewRootCommand(t.Context(), Runners{Auditguard: run})
+			cmd.SetArgs(append([]string{"auditguard"}, tc.args...))
+			err := cmd.Execute()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				if got != nil {
+					t.Fatal("run called with an invalid config")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.want(t, *got)
+		})
+	}
+}
