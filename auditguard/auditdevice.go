@@ -14,11 +14,6 @@ import (
 // The event comes from the response when there is one, from the request when there is none by the
 // end of the wait — once either way (de-duplicated by request ID, like every entry).
 
-// pendingDisable is a request entry for disabling an audit device whose response is awaited.
-type pendingDisable struct {
-	e *Entry
-}
-
 // onAuditDisableRequest starts the wait for a disable's response entry.
 func (g *Guard) onAuditDisableRequest(ctx context.Context, e *Entry) {
 	id := e.Request.ID
@@ -31,7 +26,7 @@ func (g *Guard) onAuditDisableRequest(ctx context.Context, e *Entry) {
 	if _, ok := g.pendingDisables[id]; ok {
 		return // the same request from a second device
 	}
-	g.pendingDisables[id] = pendingDisable{e: e}
+	g.pendingDisables[id] = e
 	// The expiry goes through the queue, behind every line that arrived before it: a response that
 	// arrived in time is processed first even when the queue is behind.
 	time.AfterFunc(g.opts.auditDisableWait, func() { g.enqueueExpiry(ctx, id) })
@@ -64,7 +59,7 @@ func (g *Guard) onAuditDisableResponse(ctx context.Context, ns, name string, e *
 // auditDisableExpired reports a disable whose response did not arrive within the wait: in all
 // likelihood the device that delivered the request was the one disabled.
 func (g *Guard) auditDisableExpired(ctx context.Context, id string) {
-	p, ok := g.pendingDisables[id]
+	e, ok := g.pendingDisables[id]
 	if !ok {
 		return // the response came in time
 	}
@@ -72,7 +67,6 @@ func (g *Guard) auditDisableExpired(ctx context.Context, id string) {
 	if g.seen.check(id) {
 		return
 	}
-	e := p.e
 	_, name := Classify(e.Request.Path)
 	actor := g.actor(ctx, e)
 	g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: e.Request.Namespace.NSPath(), Object: "sys/audit/" + name, Actor: actor,

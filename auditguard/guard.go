@@ -46,9 +46,9 @@ type Guard struct {
 	k8sMounts map[string][]string
 	dangling  map[polKey]bool // reported once until the state changes
 
-	// pendingDisables are audit-device disables seen as request entries, awaiting their response
+	// pendingDisables are audit-device disables seen as request entries (by request ID), awaiting their response
 	// (auditdevice.go). Only the processing goroutine uses it.
-	pendingDisables map[string]pendingDisable
+	pendingDisables map[string]*Entry
 }
 
 // Option configures a Guard.
@@ -106,7 +106,7 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
 		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
-		pendingDisables: map[string]pendingDisable{}}
+		pendingDisables: map[string]*Entry{}}
 }
 
 // SetBlast enables blast-radius computation for events.
