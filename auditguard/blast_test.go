@@ -1,12 +1,9 @@
 package auditguard_test
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -243,24 +240,13 @@ func TestBlastRadius(t *testing.T) {
 func waitMetric(t *testing.T, addr, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	last := "no series"
 	for {
-		if resp, err := http.Get("http://" + addr + "/metrics"); err != nil {
-			last = err.Error()
-		} else {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for line := range strings.Lines(string(b)) {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-					last = v
-				}
-			}
-			if last == strconv.FormatFloat(want, 'g', -1, 64) {
-				return
-			}
+		v, err := testenv.Metric(t.Context(), "http://"+addr+"/metrics", name)
+		if err == nil && v == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %s after 60s, want %v", name, last, want)
+			t.Fatalf("%s = %v (%v) after 60s, want %v", name, v, err, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

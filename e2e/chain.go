@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // The incident's objects.
@@ -260,28 +260,9 @@ func (s *Stack) waitSlack(ctx context.Context, from int, want ...string) (string
 // GuardMetric reads one sample from the guard's /metrics ("" labels: the unlabelled series); a
 // series that does not exist is an error (the guard creates every series it has at start).
 func (s *Stack) GuardMetric(ctx context.Context, name, labels string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.guardMetr+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	want := name
+	series := name
 	if labels != "" {
-		want += "{" + labels + "}"
+		series += "{" + labels + "}"
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if series, v, ok := strings.Cut(sc.Text(), " "); ok && series == want {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("the guard's /metrics has no series %s", want)
+	return testenv.Metric(ctx, "http://"+s.guardMetr+"/metrics", series)
 }
