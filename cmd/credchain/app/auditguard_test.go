@@ -37,14 +37,9 @@ func TestAuditguardCommand(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var got *auditguard.Config
-			run := func(_ context.Context, c auditguard.Config, _ logr.Logger) error {
-				got = &c
-				return nil
-			}
-			cmd := NewRootCommand(t.Context(), Runners{Auditguard: run})
-			cmd.SetArgs(append([]string{"auditguard"}, tc.args...))
-			err := cmd.Execute()
+			got, err := execute(t, "auditguard", tc.args, func(run func(context.Context, auditguard.Config, logr.Logger) error) Runners {
+				return Runners{Auditguard: run}
+			})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)

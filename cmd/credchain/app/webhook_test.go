@@ -48,14 +48,9 @@ func TestWebhookCommand(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var got *webhook.Config
-			run := func(_ context.Context, c webhook.Config, _ logr.Logger) error {
-				got = &c
-				return nil
-			}
-			cmd := NewRootCommand(t.Context(), Runners{Webhook: run})
-			cmd.SetArgs(append([]string{"webhook"}, tc.args...))
-			err := cmd.Execute()
+			got, err := execute(t, "webhook", tc.args, func(run func(context.Context, webhook.Config, logr.Logger) error) Runners {
+				return Runners{Webhook: run}
+			})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -76,6 +71,20 @@ func TestWebhookCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// execute runs the root command with a subcommand and its args, with runners built by with around a
+// run function that records the configuration it is given (nil when the command never ran it).
+func execute[C any](t *testing.T, sub string, args []string, with func(func(context.Context, C, logr.Logger) error) Runners) (*C, error) {
+	t.Helper()
+	var got *C
+	cmd := NewRootCommand(t.Context(), with(func(_ context.Context, c C, _ logr.Logger) error {
+		got = &c
+		return nil
+	}))
+	cmd.SetArgs(append([]string{sub}, args...))
+	err := cmd.Execute()
+	return got, err
 }
 
 func TestRunErrorIsReturned(t *testing.T) {
