@@ -22,7 +22,7 @@ func NewIndex() *Index {
 	return &Index{roles: map[roleKey][]string{}, byPolicy: map[polKey]map[roleKey]struct{}{}}
 }
 
-// SetRole records a role's policies (lower-cased, as Vault stores names), replacing its previous ones.
+// SetRole records a role's policies (normalised as Vault stores names: PolicyName), replacing its previous ones.
 func (x *Index) SetRole(ns, mount, role string, policies []string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -33,7 +33,7 @@ func (x *Index) setLocked(k roleKey, policies []string) {
 	x.deleteLocked(k)
 	norm := make([]string, 0, len(policies))
 	for _, p := range policies {
-		p = strings.ToLower(strings.TrimSpace(p))
+		p = PolicyName(p)
 		if p == "" || slices.Contains(norm, p) {
 			continue
 		}
@@ -83,7 +83,7 @@ func (x *Index) Replace(ns string, roles map[RoleRef][]string) {
 func (x *Index) RolesFor(ns, policy string) []RoleRef {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	set := x.byPolicy[polKey{ns, strings.ToLower(policy)}]
+	set := x.byPolicy[polKey{ns, PolicyName(policy)}]
 	out := make([]RoleRef, 0, len(set))
 	for k := range set {
 		out = append(out, RoleRef{Mount: k.mount, Name: k.role})

@@ -61,19 +61,35 @@ func TestClassify(t *testing.T) {
 		kind Kind
 		name string
 	}{
-		"sys/policies/acl/ESO-Order-Service":       {KindPolicy, "eso-order-service"},
-		"sys/policy/eso-order-service":             {KindPolicy, "eso-order-service"},
-		"sys/policies/acl":                         {KindIrrelevant, ""},
-		"auth/kubernetes/role/external-secrets":    {KindRole, "kubernetes/external-secrets"},
-		"auth/k8s/prod/role/eso":                   {KindRole, "k8s/prod/eso"},
-		"auth/K8s-Prod/role/ESO-Role":              {KindRole, "K8s-Prod/eso-role"},
-		"auth/kubernetes/role/":                    {KindIrrelevant, ""},
-		"auth/kubernetes/login":                    {KindIrrelevant, ""},
-		"sys/auth/kubernetes":                      {KindAuthMount, "kubernetes"},
-		"sys/audit/guard":                          {KindAudit, "guard"},
-		"registry-creds/data/order-service":        {KindIrrelevant, ""},
-		"auth/token/lookup-self":                   {KindIrrelevant, ""},
-		"sys/policies/acl/eso-order-service/extra": {KindIrrelevant, ""},
+		"sys/policies/acl/ESO-Order-Service":    {KindPolicy, "eso-order-service"},
+		"sys/policy/eso-order-service":          {KindPolicy, "eso-order-service"},
+		"sys/policies/acl":                      {KindIrrelevant, ""},
+		"auth/kubernetes/role/external-secrets": {KindRole, "kubernetes/external-secrets"},
+		"auth/k8s/prod/role/eso":                {KindRole, "k8s/prod/eso"},
+		"auth/K8s-Prod/role/ESO-Role":           {KindRole, "K8s-Prod/eso-role"},
+		"auth/kubernetes/role/":                 {KindIrrelevant, ""},
+		"auth/kubernetes/login":                 {KindIrrelevant, ""},
+		"sys/auth/kubernetes":                   {KindAuthMount, "kubernetes"},
+		"sys/audit/guard":                       {KindAudit, "guard"},
+		"registry-creds/data/order-service":     {KindIrrelevant, ""},
+		"auth/token/lookup-self":                {KindIrrelevant, ""},
+		// Vault's policy store trims whitespace and lower-cases every name it sets, reads or deletes:
+		// DELETE sys/policies/acl/eso-order-service%20 deletes eso-order-service.
+		"sys/policies/acl/eso-order-service ":    {KindPolicy, "eso-order-service"},
+		"sys/policies/acl/\tESO-Order-Service\n": {KindPolicy, "eso-order-service"},
+		"sys/policy/ eso-order-service":          {KindPolicy, "eso-order-service"},
+		"sys/policies/acl/ ":                     {KindIrrelevant, ""},
+		// Policy names may contain '/' (the route is policies/acl/(?P<name>.+)).
+		"sys/policies/acl/team/eso":                {KindPolicy, "team/eso"},
+		"sys/policy/Team/ESO":                      {KindPolicy, "team/eso"},
+		"sys/policies/acl/eso-order-service/extra": {KindPolicy, "eso-order-service/extra"},
+		// Vault appends the '/' to an audit device path before looking it up: both disable "guard".
+		"sys/audit/guard/":   {KindAudit, "guard"},
+		"sys/audit/team/dev": {KindAudit, "team/dev"},
+		"sys/audit/":         {KindIrrelevant, ""},
+		// Auth mounts may be nested.
+		"sys/auth/clusters/prod":  {KindAuthMount, "clusters/prod"},
+		"sys/auth/clusters/prod/": {KindAuthMount, "clusters/prod"},
 	}
 	for path, tc := range tests {
 		t.Run(path, func(t *testing.T) {

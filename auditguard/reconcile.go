@@ -41,7 +41,7 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 		return
 	}
 	for _, p := range pols {
-		p = strings.ToLower(p)
+		p = PolicyName(p)
 		if p == "default" || slices.Contains(existing, p) {
 			continue
 		}
