@@ -3,6 +3,22 @@
 // the certificate directory on every replica (controller-runtime's certwatcher reloads it without a
 // restart) and injected as caBundle into the ValidatingWebhookConfiguration.
 //
+// Rotation never breaks TLS for a replica that has not caught up yet:
+//   - A leaf renewed with the same CA changes nothing in the caBundle.
+//   - When the CA is renewed (it has less than RenewBefore left, or its key is unreadable), the old
+//     CA certificate moves to the Secret's ca-previous.crt and stays in the caBundle next to the new
+//     one until its own NotAfter. No leaf the old CA signed outlives it (leaves are capped at their
+//     CA's expiry, and a chain through an expired CA fails anyway), so that is exactly as long as any
+//     replica — slow, partitioned, restarted from an old cert dir — may still serve one. With the
+//     defaults the overlap is at most RenewBefore (30 days). The Secret carries it, so a restarted
+//     or new leader keeps it; deleting the Secret starts over with one fresh CA (the way to drop a
+//     compromised CA at once, at the price of replicas failing until they sync, up to CheckInterval).
+//   - A replica writes a new leaf to its cert dir only when the registration's caBundle trusts it
+//     at least as widely as the leaf it serves now (see holdBack): the leader writes the Secret before
+//     the caBundle and may fail or crash in between, and a replica that switched at once would serve
+//     a leaf the API server does not trust yet. What remains is the API server's own watch latency on
+//     the registration (milliseconds) against a replica's CheckInterval.
+//
 // Why not open-policy-agent/cert-controller (Gatekeeper's)? It pins its own controller-runtime and
 // Kubernetes versions, which lag ours (controller-runtime v0.25, Kubernetes 1.37), and it watches
 // Secrets cluster-wide through the manager's cache; this package reads one Secret through the API
@@ -21,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -125,11 +140,14 @@ func (r *Rotator) now() time.Time {
 }
 
 // Bootstrap makes sure certificate files exist before the webhook server starts (its certwatcher
-// needs them): it issues the Secret if there is none — concurrent replicas are safe, the API
-// server lets one create win and the others read it — and writes the files.
+// needs them): it issues the Secret if there is no usable certificate in it — concurrent replicas
+// are safe, the API server lets one create or update win and the others read it — and writes the
+// files. It renews nothing ahead of time and ignores a change of names: that is the leader's (see
+// RunLeader), and a replica bootstrapping with other --cert-dns-names than the running leader would
+// otherwise reissue the leader's certificate and the leader reissue it back.
 func (r *Rotator) Bootstrap(ctx context.Context) error {
 	for !r.Ready() {
-		if err := r.ensureSecret(ctx); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+		if err := r.issue(ctx, 0, nil); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
 			r.Log.Error(err, "issuing the first certificate; retrying")
 		}
 		if err := r.syncFiles(ctx); err != nil {
@@ -180,8 +198,16 @@ func (r *Rotator) secretKey() types.NamespacedName {
 	return types.NamespacedName{Namespace: r.Config.SecretNamespace, Name: r.Config.SecretName}
 }
 
-// ensureSecret creates or renews the CA and leaf in the Secret.
+// ensureSecret is the leader's check: it renews the CA and leaf in the Secret ahead of expiry
+// (RenewBefore) and reissues the leaf when its names differ from the configured ones.
 func (r *Rotator) ensureSecret(ctx context.Context) error {
+	return r.issue(ctx, r.Config.RenewBefore, r.Config.DNSNames)
+}
+
+// issue creates or renews what the Secret needs (see check): certificates with less than
+// renewBefore left are renewed, and the leaf is reissued when names is non-nil and differs from its
+// SANs. A renewed CA moves to ca-previous.crt.
+func (r *Rotator) issue(ctx context.Context, renewBefore time.Duration, names []string) error {
 	var s corev1.Secret
 	err := r.Client.Get(ctx, r.secretKey(), &s)
 	exists := err == nil
@@ -189,30 +215,15 @@ func (r *Rotator) ensureSecret(ctx context.Context) error {
 		return fmt.Errorf("reading secret %s: %w", r.secretKey(), err)
 	}
 	now := r.now()
-	caCert, caKey, caOK := parsePair(s.Data["ca.crt"], s.Data["ca.key"], now, r.Config.RenewBefore)
-	_, _, leafOK := parsePair(s.Data["tls.crt"], s.Data["tls.key"], now, r.Config.RenewBefore)
-	if caOK && leafOK && r.leafMatches(s.Data["tls.crt"], caCert) {
+	need := check(s.Data, now, renewBefore, names)
+	if need == upToDate {
 		return nil
 	}
-	if !caOK {
-		if caCert, caKey, err = newCA(now, r.Config.CALifetime); err != nil {
-			return err
-		}
-	}
-	leafPEM, keyPEM, err := newLeaf(now, r.Config.CertLifetime, r.Config.DNSNames, caCert, caKey)
+	data, err := renew(s.Data, need, now, r.Config)
 	if err != nil {
 		return err
 	}
-	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
-	if err != nil {
-		return fmt.Errorf("internal error: encoding CA key: %w", err)
-	}
-	s.Data = map[string][]byte{
-		"ca.crt":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}),
-		"ca.key":  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
-		"tls.crt": leafPEM,
-		"tls.key": keyPEM,
-	}
+	s.Data = data
 	s.Type = corev1.SecretTypeTLS
 	if exists {
 		err = r.Client.Update(ctx, &s) // resourceVersion guards against a concurrent writer
@@ -224,26 +235,24 @@ func (r *Rotator) ensureSecret(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("writing secret %s: %w", r.secretKey(), err)
 	}
-	r.Log.Info("issued serving certificate", "secret", r.secretKey().String(), "renewedCA", !caOK,
-		"notAfter", now.Add(r.Config.CertLifetime).UTC().Format(time.RFC3339))
+	leaf, _, _ := parsePair(data[keyLeaf], data[keyLeafKey], now, 0)
+	r.Log.Info("issued serving certificate", "secret", r.secretKey().String(), "reason", need.String(),
+		"renewedCA", need.renewsCA(), "previousCAs", len(previousCAs(data, now)),
+		"notAfter", leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
 
-// leafMatches checks that the leaf was signed by this CA (a CA renewal must re-issue the leaf).
-func (r *Rotator) leafMatches(leafPEM []byte, ca *x509.Certificate) bool {
-	b, _ := pem.Decode(leafPEM)
-	if b == nil {
-		return false
-	}
-	leaf, err := x509.ParseCertificate(b.Bytes)
-	return err == nil && leaf.CheckSignatureFrom(ca) == nil
-}
-
-// injectCABundle sets caBundle on every webhook of the configuration.
+// injectCABundle sets caBundle on every webhook of the configuration: the current CA and the
+// previous ones still valid (see caBundle). It writes only when a webhook's bundle differs, so a
+// leaf renewed with the same CA never touches the registration.
 func (r *Rotator) injectCABundle(ctx context.Context) error {
 	var s corev1.Secret
 	if err := r.Client.Get(ctx, r.secretKey(), &s); err != nil {
 		return fmt.Errorf("reading secret %s: %w", r.secretKey(), err)
+	}
+	bundle, err := caBundle(s.Data, r.now())
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", r.secretKey(), err)
 	}
 	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Config.WebhookConfigName}, &vwc); err != nil {
@@ -251,8 +260,8 @@ func (r *Rotator) injectCABundle(ctx context.Context) error {
 	}
 	changed := false
 	for i := range vwc.Webhooks {
-		if !bytes.Equal(vwc.Webhooks[i].ClientConfig.CABundle, s.Data["ca.crt"]) {
-			vwc.Webhooks[i].ClientConfig.CABundle = s.Data["ca.crt"]
+		if !bytes.Equal(vwc.Webhooks[i].ClientConfig.CABundle, bundle) {
+			vwc.Webhooks[i].ClientConfig.CABundle = bundle
 			changed = true
 		}
 	}
@@ -262,11 +271,13 @@ func (r *Rotator) injectCABundle(ctx context.Context) error {
 	if err := r.Client.Update(ctx, &vwc); err != nil {
 		return fmt.Errorf("injecting caBundle into %s: %w", r.Config.WebhookConfigName, err)
 	}
-	r.Log.Info("injected caBundle", "webhookConfiguration", r.Config.WebhookConfigName)
+	r.Log.Info("injected caBundle", "webhookConfiguration", r.Config.WebhookConfigName, "cas", countPEM(bundle))
 	return nil
 }
 
-// syncFiles writes tls.crt/tls.key from the Secret when they differ (atomically, by rename).
+// syncFiles writes tls.crt/tls.key from the Secret when they differ (atomically, by rename) — but
+// not while that would make this replica serve a leaf fewer of the registration's webhooks trust
+// than the one it serves now (see holdBack).
 func (r *Rotator) syncFiles(ctx context.Context) error {
 	var s corev1.Secret
 	if err := r.Client.Get(ctx, r.secretKey(), &s); err != nil {
@@ -275,14 +286,34 @@ func (r *Rotator) syncFiles(ctx context.Context) error {
 		}
 		return fmt.Errorf("reading secret %s: %w", r.secretKey(), err)
 	}
-	if _, _, ok := parsePair(s.Data["tls.crt"], s.Data["tls.key"], r.now(), 0); !ok {
+	now := r.now()
+	next, _, ok := parsePair(s.Data["tls.crt"], s.Data["tls.key"], now, 0)
+	if !ok {
 		return nil
 	}
-	if err := os.MkdirAll(r.Config.CertDir, 0o700); err != nil {
+	dir := r.Config.CertDir
+	curCrt, errCrt := os.ReadFile(filepath.Join(dir, "tls.crt"))
+	curKey, errKey := os.ReadFile(filepath.Join(dir, "tls.key"))
+	if errCrt == nil && errKey == nil && bytes.Equal(curCrt, s.Data["tls.crt"]) && bytes.Equal(curKey, s.Data["tls.key"]) {
+		r.ready.Store(true)
+		return nil
+	}
+	if served, _, ok := parsePair(curCrt, curKey, now, 0); ok {
+		hold, err := r.holdBack(ctx, served, next, now)
+		if hold {
+			r.ready.Store(true) // a valid certificate is in place
+			if err == nil {
+				r.Log.Info("keeping the served certificate until the caBundle trusts the new one",
+					"webhookConfiguration", r.Config.WebhookConfigName, "serial", next.SerialNumber.String())
+			}
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	for _, f := range []string{"tls.key", "tls.crt"} { // key first: certwatcher reloads on tls.crt
-		path := filepath.Join(r.Config.CertDir, f)
+		path := filepath.Join(dir, f)
 		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, s.Data[f]) {
 			continue
 		}
@@ -296,6 +327,24 @@ func (r *Rotator) syncFiles(ctx context.Context) error {
 	}
 	r.ready.Store(true)
 	return nil
+}
+
+// holdBack reports whether a replica serving the valid leaf served should keep it rather than
+// switch to next: when fewer of the registration's webhooks trust next than trust served. That
+// holds a leaf of a new CA back until the leader has put the CA into the caBundle, and lets
+// everything else through at once: a renewal with the same CA (trusted alike), a caBundle that
+// trusts neither (just installed, or replaced by hand: nothing to lose), no registration at all.
+// When the registration cannot be read it holds back, with the error: served is still valid, and
+// once it expires it is no longer asked (syncFiles writes whatever is valid).
+func (r *Rotator) holdBack(ctx context.Context, served, next *x509.Certificate, now time.Time) (bool, error) {
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Config.WebhookConfigName}, &vwc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil // no API server client to keep
+		}
+		return true, fmt.Errorf("reading ValidatingWebhookConfiguration %s to check the new certificate is trusted: %w", r.Config.WebhookConfigName, err)
+	}
+	return trustedBy(&vwc, next, now) < trustedBy(&vwc, served, now), nil
 }
 
 // parsePair reports whether a PEM certificate and EC key parse, match, and stay valid for more
@@ -347,15 +396,7 @@ func newLeaf(now time.Time, lifetime time.Duration, dns []string, ca *x509.Certi
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
 	}
-	var names []string
-	var ips []net.IP
-	for _, n := range dns {
-		if ip := net.ParseIP(n); ip != nil {
-			ips = append(ips, ip) // an out-of-cluster URL clientConfig (tests, dev) names an IP
-		} else {
-			names = append(names, n)
-		}
-	}
+	names, ips := splitNames(dns)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: dns[0]}, DNSNames: names, IPAddresses: ips,
 		NotBefore: now.Add(-time.Minute), NotAfter: notAfter,
