@@ -54,7 +54,7 @@ func TestVaultPolicyNameNormalisation(t *testing.T) {
 	for name, path := range map[string]string{
 		"trailing space (%20)":             "sys/policies/acl/eso-order-service ",
 		"leading space, upper case":        "sys/policies/acl/ ESO-Order-Service",
-		"tab and newline":                  "sys/policies/acl/\teso-order-service\n",
+		"surrounding spaces, upper case":   "sys/policies/acl/  ESO-ORDER-SERVICE  ",
 		"legacy path with trailing spaces": "sys/policy/Eso-Order-Service  ",
 	} {
 		t.Run(name, func(t *testing.T) {
