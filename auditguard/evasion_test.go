@@ -1,6 +1,7 @@
 package auditguard_test
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -106,7 +107,16 @@ func TestVaultAuditDisableTrailingSlash(t *testing.T) {
 	e.startGuard(t, true)
 	e.enableDevices(t)
 	n := e.events.Count()
-	must(t, e.root.Sys().DisableAudit("guard/"))
+	// Over plain HTTP, as curl sends it: the API client strips the trailing slash.
+	req, err := http.NewRequest(http.MethodDelete, e.v.Addr+"/v1/sys/audit/guard/", nil)
+	must(t, err)
+	req.Header.Set("X-Vault-Token", e.v.RootToken)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE sys/audit/guard/: %s", resp.Status)
+	}
 	audits, err := e.root.Sys().ListAudit()
 	must(t, err)
 	if _, ok := audits["guard/"]; ok {
