@@ -13,6 +13,7 @@
 //     defaults the overlap is at most RenewBefore (30 days). The Secret carries it, so a restarted
 //     or new leader keeps it; deleting the Secret starts over with one fresh CA (the way to drop a
 //     compromised CA at once, at the price of replicas failing until they sync, up to CheckInterval).
+//     A ca.crt lost or overwritten by hand cannot be kept: nothing else remembers it.
 //   - A replica writes a new leaf to its cert dir only when the registration's caBundle trusts it
 //     at least as widely as the leaf it serves now (see holdBack): the leader writes the Secret before
 //     the caBundle and may fail or crash in between, and a replica that switched at once would serve
