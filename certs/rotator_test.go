@@ -125,7 +125,7 @@ func TestCABundle(t *testing.T) {
 		"leaf renewed with the same CA":        {at: rotation[:2], wantLeaves: 2, wantCAs: 1, wantInjections: 1},
 		"leaf renewed three times, same CA":    {at: rotation[:4], wantLeaves: 4, wantCAs: 1, wantInjections: 1},
 		"CA rotated":                           {at: rotation, wantLeaves: 5, wantCAs: 2, wantInjections: 2},
-		"CA rotated, then the leader restarts":  {at: append(slices.Clone(rotation), 170*time.Minute), restart: true, wantLeaves: 5, wantCAs: 2, wantInjections: 2},
+		"CA rotated, then the leader restarts": {at: append(slices.Clone(rotation), 170*time.Minute), restart: true, wantLeaves: 5, wantCAs: 2, wantInjections: 2},
 		"CA rotated, leader restarted at once": {at: append(slices.Clone(rotation), 165*time.Minute), restart: true, wantLeaves: 5, wantCAs: 2, wantInjections: 2},
 		"old CA expired":                       {at: append(slices.Clone(rotation), 181*time.Minute), wantLeaves: 5, wantCAs: 1, wantInjections: 3},
 		"CA key lost": {at: []time.Duration{0, 30 * time.Minute}, corrupt: "ca.key",
