@@ -45,6 +45,15 @@ type Guard struct {
 	// and every auth mount change), so a role write on a known Kubernetes mount needs no API call.
 	k8sMounts map[string][]string
 	dangling  map[polKey]bool // reported once until the state changes
+	// withheld are the holds already reported (reason and time), so a held policy is reported once
+	// per hold, not on every delete entry and reconcile pass.
+	withheld map[polKey]string
+
+	// deletes are the recent confirmed deletes of each referenced policy (flap detection), and
+	// ownWrites when the guard last restored each policy (its own write's audit entry needs no
+	// read-back). Only the processing goroutine uses them.
+	deletes   map[polKey][]time.Time
+	ownWrites map[polKey]time.Time
 
 	// pendingDisables are audit-device disables seen as request entries (by request ID), awaiting their response
 	// (auditdevice.go). Only the processing goroutine uses it.
@@ -62,6 +71,8 @@ type options struct {
 	vaultAddr         string
 	cluster           string
 	auditDisableWait  time.Duration
+	flapDeletes       int
+	flapWindow        time.Duration
 	now               func() time.Time
 }
 
@@ -88,6 +99,16 @@ func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
 // Long enough for the file device's poll and a queue that is behind. Defaults to 5s.
 func WithAuditDisableWait(d time.Duration) Option { return func(o *options) { o.auditDisableWait = d } }
 
+// WithFlapDetection sets when the guard stops restoring a policy that keeps being deleted: at the
+// n-th delete of one policy within window (each confirmed by a read showing it absent), it is not
+// restored, policy.restore_failed (reason "flapping") is sent, and the snapshot is held until
+// someone writes the policy again. A tool that deletes the policy on every run (an IaC apply, a
+// reconciler) would otherwise get a restore each time, forever, with an event for each. Defaults to
+// 5 deletes within 10m; n below 1 disables it.
+func WithFlapDetection(n int, window time.Duration) Option {
+	return func(o *options) { o.flapDeletes, o.flapWindow = n, window }
+}
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -97,7 +118,7 @@ func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
 func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
-		maxLine: DefaultMaxLine, auditDisableWait: 5 * time.Second, now: time.Now}
+		maxLine: DefaultMaxLine, auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -106,7 +127,7 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
 		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
-		pendingDisables: map[string]*Entry{}}
+		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey]time.Time{}}
 }
 
 // SetBlast enables blast-radius computation for events.
@@ -237,7 +258,7 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		case op == "delete":
 			g.onPolicyDeleted(ctx, ns, name, e, q.arrived)
 		case op == "create" || op == "update":
-			g.snapshot(ctx, ns, name, "audit", actorOf(e))
+			g.onPolicyWritten(ctx, ns, name, e)
 		}
 	case KindRole:
 		if !failed {
@@ -360,3 +381,4 @@ func (r *recent) check(id string) bool {
 	r.next = (r.next + 1) % len(r.ring)
 	return false
 }
+

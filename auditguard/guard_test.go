@@ -157,35 +157,6 @@ func TestAuditDeviceDisabled(t *testing.T) {
 	}
 }
 
-// TestMayBeRecreated: the read before a restore is spent only where a re-creation can have slipped
-// in; a delete handled as it arrives goes straight to the write.
-func TestMayBeRecreated(t *testing.T) {
-	t.Parallel()
-	g, _ := newTestGuard(t)
-	now := time.Now()
-	fresh := &Entry{Time: now.Add(-time.Millisecond)}
-	for name, tc := range map[string]struct {
-		arrived time.Time
-		e       *Entry
-		want    bool
-	}{
-		"handled as it arrives":           {arrived: now, e: fresh, want: false},
-		"reconcile":                       {arrived: now, e: nil, want: true},
-		"waited in the queue":             {arrived: now.Add(-50 * time.Millisecond), e: fresh, want: true},
-		"logged by Vault a minute ago":    {arrived: now, e: &Entry{Time: now.Add(-time.Minute)}, want: true},
-		"Vault's clock a little ahead":    {arrived: now, e: &Entry{Time: now.Add(300 * time.Millisecond)}, want: false},
-		"entry without a time (replayed)": {arrived: now, e: &Entry{}, want: false},
-	} {
-		if got := g.mayBeRecreated(tc.arrived, tc.e); got != tc.want {
-			t.Errorf("%s: mayBeRecreated = %v, want %v", name, got, tc.want)
-		}
-	}
-	g.queue <- queued{line: []byte("{}")}
-	if !g.mayBeRecreated(now, fresh) {
-		t.Error("entries queued behind the delete: want the read")
-	}
-}
-
 // onlyEvent waits for the guard's first event and requires it to be the only one.
 func onlyEvent(t *testing.T, rec *events.Recorder) events.Event {
 	t.Helper()

@@ -11,6 +11,7 @@ type Metrics struct {
 	Duplicates     prometheus.Counter
 	QueueDepth     prometheus.Gauge
 	Restores       *prometheus.CounterVec
+	Withheld       *prometheus.CounterVec
 	RestoreLatency prometheus.Histogram
 	IndexRoles     prometheus.Gauge
 	IndexPolicies  prometheus.Gauge
@@ -32,6 +33,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Duplicates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_duplicate_entries_total", Help: "Entries seen twice (same request ID from two audit devices), acted on once."}),
 		QueueDepth:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
 		Restores:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
+		Withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_withheld_total",
+			Help: "Restores of a deleted, referenced policy the guard refused (also counted as restores_total{result=\"failed\"}, which alerts): superseded (the snapshot is older than a logged write) or flapping (deleted too often)."}, []string{"reason"}),
 		RestoreLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "credchain_auditguard_restore_latency_seconds", Help: "From a delete's audit entry arriving to the restore write returning.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1, 5}}),
 		IndexRoles:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_index_roles", Help: "Kubernetes auth roles in the reverse index."}),
 		IndexPolicies:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_index_policies", Help: "Policies referenced by at least one role."}),
@@ -47,11 +50,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.Restores.WithLabelValues(r)
 	}
+	for _, r := range []HoldReason{HoldSuperseded, HoldFlapping} {
+		m.Withheld.WithLabelValues(string(r))
+	}
 	for _, r := range []string{"queue_full", "too_long"} {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores,
+		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores, m.Withheld,
 			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.BlastReady)
 	}
 	return m

@@ -80,20 +80,68 @@ func (g *Guard) setKubernetesMounts(ns string, mounts []string) {
 	g.k8sMounts[ns] = mounts
 }
 
-// snapshot re-reads one policy and stores its body.
-func (g *Guard) snapshot(ctx context.Context, ns, name, source string, writer *Actor) {
+// ownWriteWindow bounds how long after a restore an update entry of the policy is taken for the
+// restore's own: Vault logs the write's response right after it, so in practice within
+// milliseconds; beyond this, an entry is another writer's.
+const ownWriteWindow = 10 * time.Second
+
+// onPolicyWritten handles a logged create/update: the new body is read back into the snapshot.
+// When that read does not find the policy (deleted again before the guard got to it) or fails, the
+// snapshot is older than the write Vault logged, and restoring it could revert that write (an
+// admin's hardening, undone by anyone with delete rights): it is held (HoldSuperseded). The
+// guard's own restore write is not read back: its body is the snapshot's.
+func (g *Guard) onPolicyWritten(ctx context.Context, ns, name string, e *Entry) {
+	k := polKey{ns, name}
+	if at, ok := g.ownWrites[k]; ok {
+		delete(g.ownWrites, k)
+		if g.opts.now().Sub(at) < ownWriteWindow {
+			return
+		}
+	}
+	if !g.snapshot(ctx, ns, name, "audit", e) {
+		g.hold(ns, name, Hold{Reason: HoldSuperseded, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
+	}
+}
+
+// snapshot re-reads one policy and stores its body (clearing a hold: the policy exists). e is the
+// write's audit entry, nil for a resync. It reports whether the read found the policy.
+func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry) bool {
 	body, found, err := g.vault.ReadPolicy(ctx, ns, name)
 	if err != nil {
 		g.log.Error(err, "re-reading policy after a write", "policy", name)
-		return
+		return false
 	}
 	if !found {
-		return
+		return false
+	}
+	var writer *Actor
+	if e != nil {
+		writer = actorOf(e)
 	}
 	if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: body,
 		Meta: SnapshotMeta{ReadAt: time.Now().UTC(), Source: source, Writer: writer}}); err != nil {
 		g.log.Error(err, "storing policy snapshot", "policy", name)
 	}
+	return true
+}
+
+// hold puts a hold on a policy's snapshot (logged; without a snapshot there is nothing to hold).
+func (g *Guard) hold(ns, name string, h Hold) {
+	held, err := g.store.HoldSnapshot(ns, name, h)
+	if err != nil {
+		g.log.Error(err, "holding policy snapshot", "policy", name)
+		return
+	}
+	if held {
+		g.log.Info("policy snapshot held: it will not be written back", "policy", name, "namespace", ns, "reason", string(h.Reason))
+	}
+}
+
+func entryTime(e *Entry, now time.Time) time.Time {
+	if e != nil && !e.Time.IsZero() {
+		return e.Time
+	}
+	return now
 }
 
 // resync rebuilds the index and refreshes every policy snapshot from the API.

@@ -3,6 +3,7 @@ package auditguard
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -15,58 +16,68 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 		g.restore(ctx, ns, name, roles, arrived, e)
 		return
 	}
+	// Accepted while unreferenced: the delete was meant. Tombstone the snapshot so that a role
+	// referencing the policy later is told it is missing instead of getting the old body back —
+	// once a read confirms it is gone (a forged line must not plant a tombstone).
+	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
+		g.log.Error(err, "checking an unreferenced policy's delete; no tombstone", "policy", name)
+	} else if !found {
+		g.hold(ns, name, Hold{Reason: HoldDeleted, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
+	}
 	actor := g.actor(ctx, e)
 	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
 		Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
 }
 
-// restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile found the
-// policy missing. The actor's details are looked up only after the write: the ESO login can't wait.
+// restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile or a
+// role write found the policy missing. The actor's details are looked up only after the write: the
+// ESO login can't wait.
 //
-// When the guard is behind (see mayBeRecreated), the policy is read once more right before the
-// write: the delete's entry may have waited in the queue while someone re-created the policy
-// (`vault policy delete p && vault policy write p new.hcl`), and writing the snapshot back would
-// replace the new body with the old one — for good, since the restore's own audit entry then
-// snapshots the old body. Vault has no compare-and-set for policies, so a re-creation between that
-// read and the write (one round trip) is still overwritten; the re-creation's own entry, processed
-// next, then snapshots what the writer sees.
+// An audit line is a hint, never the truth (it may be forged — the socket is unauthenticated — or
+// the policy written again while the entry was queued: `vault policy delete p && vault policy write
+// p new.hcl`), so the snapshot is written only after a read shows the policy absent; writing it
+// over a newer body would replace it for good, since the restore's own entry then snapshots the
+// old one. The read costs one round trip of the restore window (docs/benchmarks.md). Vault has no
+// compare-and-set for policies, so a re-creation between that read and the write is still
+// overwritten; the re-creation's own entry, processed next, then snapshots what the writer sees.
+// A held snapshot (Hold) is never written.
 func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, arrived time.Time, e *Entry) {
-	var actor *Actor
 	snap, err := g.store.GetSnapshot(ns, name)
 	if err != nil {
+		var actor *Actor
 		if e != nil {
 			actor = g.actor(ctx, e)
 		}
 		g.danglingEvent(ctx, ns, name, roles, actor, err)
 		return
 	}
-	// A delete handled as it arrives skips the read: a re-creation would have to complete within
-	// the restore's own round trip, the race no read can close.
-	if g.mayBeRecreated(arrived, e) {
-		if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
-			// Restoring what may already be back beats leaving ESO's logins without it.
-			g.log.Error(err, "checking the policy is still missing before restoring it; restoring anyway", "policy", name)
-		} else if found {
-			g.recreated(ctx, ns, name, roles, e)
+	if snap.Hold != nil {
+		g.withhold(ctx, ns, name, roles, snap, e)
+		return
+	}
+	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
+		g.restoreFailed(ctx, ns, name, roles, e, fmt.Errorf("checking the policy is missing before restoring it: %w", err))
+		return
+	} else if found {
+		g.recreated(ctx, ns, name, roles, e)
+		return
+	}
+	if e != nil && g.flapping(ns, name, e) {
+		if snap, err = g.store.GetSnapshot(ns, name); err == nil && snap.Hold != nil {
+			g.withhold(ctx, ns, name, roles, snap, e)
 			return
 		}
 	}
 	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
 	latency := time.Since(arrived)
+	if werr != nil {
+		g.restoreFailed(ctx, ns, name, roles, e, werr)
+		return
+	}
+	g.ownWrites[polKey{ns, name}] = g.opts.now()
+	var actor *Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
-	}
-	who := "someone while the guard was not watching (found by reconcile; the file audit device has who)"
-	if actor != nil {
-		who = actor.String()
-	}
-	if werr != nil {
-		g.metrics.Restores.WithLabelValues("failed").Inc()
-		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
-			Action: "none", Error: werr.Error(),
-			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
-				name, rolesString(roles), who, werr, name)})
-		return
 	}
 	g.metrics.Restores.WithLabelValues("ok").Inc()
 	g.metrics.RestoreLatency.Observe(latency.Seconds())
@@ -77,7 +88,85 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
 		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
 		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
-			name, who, rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+			name, whoDeleted(actor), rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+}
+
+func whoDeleted(a *Actor) string {
+	if a == nil {
+		return "someone while the guard was not watching (found by reconcile; the file audit device has who)"
+	}
+	return a.String()
+}
+
+func (g *Guard) restoreFailed(ctx context.Context, ns, name string, roles []RoleRef, e *Entry, err error) {
+	var actor *Actor
+	if e != nil {
+		actor = g.actor(ctx, e)
+	}
+	g.metrics.Restores.WithLabelValues("failed").Inc()
+	g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+		Action: "none", Error: err.Error(),
+		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
+			name, rolesString(roles), whoDeleted(actor), err, name)})
+}
+
+// flapping records a confirmed delete of a referenced policy and reports whether it is the
+// opts.flapDeletes-th within opts.flapWindow; then the snapshot is held (HoldFlapping) and the
+// count starts afresh, so that after someone writes the policy again (clearing the hold) it takes
+// as many deletes again.
+func (g *Guard) flapping(ns, name string, e *Entry) bool {
+	if g.opts.flapDeletes < 1 {
+		return false
+	}
+	k, now := polKey{ns, name}, g.opts.now()
+	recent := slices.DeleteFunc(g.deletes[k], func(t time.Time) bool { return now.Sub(t) >= g.opts.flapWindow })
+	recent = append(recent, now)
+	if len(recent) < g.opts.flapDeletes {
+		g.deletes[k] = recent
+		return false
+	}
+	delete(g.deletes, k)
+	g.hold(ns, name, Hold{Reason: HoldFlapping, At: entryTime(e, now), Actor: actorOf(e), Deletes: len(recent)})
+	return true
+}
+
+// withhold reports, once per hold, a deleted referenced policy whose snapshot must not be written
+// back. Superseded and flapping holds count as failed restores (the existing alert fires: the
+// roles' logins lack the policy); a tombstone is a dangling reference, as for a policy never seen.
+func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, snap Snapshot, e *Entry) {
+	h := snap.Hold
+	k, seen := polKey{ns, name}, string(h.Reason)+"@"+h.At.String()
+	g.mu.Lock()
+	reported := g.withheld[k] == seen
+	g.withheld[k] = seen
+	g.mu.Unlock()
+	if reported {
+		return
+	}
+	var actor *Actor
+	if e != nil {
+		actor = g.actor(ctx, e)
+	}
+	at := h.At.UTC().Format(time.RFC3339)
+	switch h.Reason {
+	case HoldDeleted:
+		g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: h.Actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+			Message: fmt.Sprintf("policy %q is referenced by %s but does not exist: %s deleted it at %s while no role referenced it, and credchain does not bring back deliberately deleted policies; write the policy again or remove the reference",
+				name, rolesString(roles), h.Actor, at)})
+		return
+	case HoldSuperseded:
+		g.metrics.Restores.WithLabelValues("failed").Inc()
+		g.metrics.Withheld.WithLabelValues(string(h.Reason)).Inc()
+		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s; credchain did not restore it: its snapshot (read %s) is older than the write %s made at %s, which was deleted before credchain could read it, and writing the older body back could undo that change; write the policy's current version by hand (vault policy write %s) or ESO logins with these roles will fail",
+				name, rolesString(roles), whoDeleted(actor), snap.Meta.ReadAt.UTC().Format(time.RFC3339), h.Actor, at, name)})
+	case HoldFlapping:
+		g.metrics.Restores.WithLabelValues("failed").Inc()
+		g.metrics.Withheld.WithLabelValues(string(h.Reason)).Inc()
+		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted %d times within %s (last by %s at %s): something keeps deleting it, so credchain stopped restoring it rather than fight it; find what deletes it (an IaC run, a reconciler), then write the policy again (vault policy write %s), which resumes guarding",
+				name, rolesString(roles), h.Deletes, g.opts.flapWindow, h.Actor, at, name)})
+	}
 }
 
 // recreated handles a restore found unnecessary: the policy exists again. After a delete entry that
@@ -111,21 +200,3 @@ func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []Role
 	g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
 }
 
-// Thresholds of mayBeRecreated.
-const (
-	// recheckWaited: a delete handled later than this after it arrived was queued behind others.
-	recheckWaited = 5 * time.Millisecond
-	// recheckAge: an entry Vault logged longer ago than this is old news (replayed, or the sink
-	// fell behind); far above the clock skew between Vault's host and the guard's.
-	recheckAge = time.Second
-)
-
-// mayBeRecreated reports whether a policy may have been written again since its delete was logged,
-// so the restore must look before it writes: reconcile's restores (e nil), a delete that waited in
-// the queue or has entries queued behind it, and one Vault logged a while ago. A delete handled as
-// it arrives, the common case, skips the extra read (~1.5 ms of restore window on a local Vault).
-func (g *Guard) mayBeRecreated(arrived time.Time, e *Entry) bool {
-	now := g.opts.now()
-	return e == nil || len(g.queue) > 0 || now.Sub(arrived) > recheckWaited ||
-		(!e.Time.IsZero() && now.Sub(e.Time) > recheckAge)
-}

@@ -23,7 +23,42 @@ type Snapshot struct {
 	Name      string       `json:"name"`
 	Body      string       `json:"body"`
 	Meta      SnapshotMeta `json:"meta"`
+	// Hold, when set, forbids writing Body back: the guard knows something since it read Body that
+	// makes a restore wrong. It is persisted (a restarted guard's reconcile must not undo it) and
+	// cleared by the next read that finds the policy in Vault (PutSnapshot), which makes the
+	// snapshot current again.
+	Hold *Hold `json:"hold,omitempty"`
 }
+
+// Hold is why a snapshot must not be written back, since when and because of whom.
+type Hold struct {
+	Reason HoldReason `json:"reason"`
+	// At is when Vault logged the request that caused the hold (the guard's clock when the entry
+	// had no time).
+	At time.Time `json:"at"`
+	// Actor made that request, as Vault logged it.
+	Actor *Actor `json:"actor,omitempty"`
+	// Deletes is, for HoldFlapping, how many deletes within the window triggered it.
+	Deletes int `json:"deletes,omitempty"`
+}
+
+// HoldReason says why a snapshot is held.
+type HoldReason string
+
+const (
+	// HoldSuperseded: Vault logged a write of the policy after Body was read, and the guard could
+	// not read the result (deleted again first, or the read failed). Body is older than the
+	// policy's last version; writing it back could revert a change such as a hardening (item 8 of
+	// issue 11).
+	HoldSuperseded HoldReason = "superseded"
+	// HoldDeleted: a delete of the policy was accepted while no role referenced it. It was meant;
+	// a role that references the policy later gets a dangling-reference event, not the deleted body
+	// back (a tombstone, item 9).
+	HoldDeleted HoldReason = "deleted"
+	// HoldFlapping: the policy was deleted too often within the flap window (a tool fighting the
+	// guard); restoring stopped until someone writes the policy again (item 10).
+	HoldFlapping HoldReason = "flapping"
+)
 
 // Store persists snapshots and file offsets in one bbolt file under the state directory.
 type Store struct{ db *bolt.DB }
@@ -57,8 +92,9 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func policyKey(ns, name string) []byte { return []byte(ns + "\x00" + name) }
 
-// PutSnapshot stores a snapshot, replacing the previous one unless the body is unchanged: then the
-// first sighting's metadata is kept, so "who wrote it" survives re-reads and the guard's own restores.
+// PutSnapshot stores a snapshot read from Vault, replacing the previous one unless the body is
+// unchanged: then the first sighting's metadata is kept, so "who wrote it" survives re-reads and
+// the guard's own restores. Either way a hold is cleared: the policy exists and this is its body.
 func (s *Store) PutSnapshot(snap Snapshot) error {
 	// Most calls re-read an unchanged body (resync, the guard's own restore); check in a read
 	// transaction first so they cost no fsync.
@@ -66,7 +102,7 @@ func (s *Store) PutSnapshot(snap Snapshot) error {
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		var prev Snapshot
 		if old := tx.Bucket(bucketPolicies).Get(policyKey(snap.Namespace, snap.Name)); old != nil &&
-			json.Unmarshal(old, &prev) == nil && prev.Body == snap.Body {
+			json.Unmarshal(old, &prev) == nil && prev.Body == snap.Body && prev.Hold == nil {
 			unchanged = true
 		}
 		return nil
@@ -77,10 +113,14 @@ func (s *Store) PutSnapshot(snap Snapshot) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPolicies)
 		key := policyKey(snap.Namespace, snap.Name)
+		snap.Hold = nil
 		if old := b.Get(key); old != nil {
 			var prev Snapshot
 			if json.Unmarshal(old, &prev) == nil && prev.Body == snap.Body {
-				return nil
+				if prev.Hold == nil {
+					return nil
+				}
+				snap.Meta = prev.Meta
 			}
 		}
 		v, err := json.Marshal(snap)
@@ -89,6 +129,34 @@ func (s *Store) PutSnapshot(snap Snapshot) error {
 		}
 		return b.Put(key, v)
 	})
+}
+
+// HoldSnapshot puts a hold on a policy's snapshot, replacing any earlier one. It reports false
+// when there is no snapshot: nothing could be restored anyway.
+func (s *Store) HoldSnapshot(ns, name string, h Hold) (bool, error) {
+	held := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPolicies)
+		key := policyKey(ns, name)
+		old := b.Get(key)
+		if old == nil {
+			return nil
+		}
+		var snap Snapshot
+		if err := json.Unmarshal(old, &snap); err != nil {
+			return err
+		}
+		snap.Hold, held = &h, true
+		v, err := json.Marshal(snap)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	})
+	if err != nil {
+		return false, fmt.Errorf("holding the snapshot of policy %s: %w", name, err)
+	}
+	return held, nil
 }
 
 // ErrNoSnapshot means the guard never saw the policy's body.
