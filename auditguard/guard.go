@@ -381,4 +381,3 @@ func (r *recent) check(id string) bool {
 	r.next = (r.next + 1) % len(r.ring)
 	return false
 }
-

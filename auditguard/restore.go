@@ -199,4 +199,3 @@ func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []Role
 		name, rolesString(roles), cause)
 	g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
 }
-
