@@ -37,6 +37,16 @@ type Config struct {
 	// AuditDisableWait: how long the request entry of an audit device's disable waits for its
 	// response before audit.device_disabled is sent from the request alone. Defaults to 5s.
 	AuditDisableWait time.Duration
+	// FlapDeletes is how many deletes of one referenced policy within FlapWindow make the guard stop
+	// restoring it (and alert) instead of fighting whatever keeps deleting it: an IaC run or a
+	// reconciler would otherwise get a restore, and everyone an event, every time, forever. The
+	// FlapDeletes-th delete is not restored; writing the policy again resumes guarding. Defaults to
+	// 5; -1 disables flap detection.
+	FlapDeletes int
+	// FlapWindow is the window of FlapDeletes. Defaults to 10m: a person who deletes a policy by
+	// mistake and again after its restore stays well below 5, a tool running every few minutes
+	// does not.
+	FlapWindow time.Duration
 	// VaultTokenFile is read for the token when set (a mounted Secret), instead of VAULT_TOKEN.
 	VaultTokenFile string
 	// KubernetesRole logs in with Vault's Kubernetes auth as this role when set (token renewed).
@@ -83,6 +93,12 @@ func (c *Config) SetDefaults() {
 	if c.MaxLine == 0 {
 		c.MaxLine = DefaultMaxLine
 	}
+	if c.FlapDeletes == 0 {
+		c.FlapDeletes = 5
+	}
+	if c.FlapWindow == 0 {
+		c.FlapWindow = 10 * time.Minute
+	}
 	c.Events.SetDefaults()
 	if c.KubernetesMount == "" {
 		c.KubernetesMount = "kubernetes"
@@ -123,6 +139,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLine < 1<<16 {
 		errs = append(errs, fmt.Errorf("--max-line %d: must be at least 65536", c.MaxLine))
+	}
+	if c.FlapDeletes < -1 || c.FlapDeletes == 1 {
+		errs = append(errs, fmt.Errorf("--flap-deletes %d: must be at least 2 (-1 disables)", c.FlapDeletes))
+	}
+	if c.FlapWindow <= 0 {
+		errs = append(errs, fmt.Errorf("--flap-window %s: must be positive", c.FlapWindow))
 	}
 	if c.VaultTokenFile != "" && c.KubernetesRole != "" {
 		errs = append(errs, errors.New("--vault-token-file and --vault-k8s-role: give one"))

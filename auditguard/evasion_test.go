@@ -143,3 +143,33 @@ func TestVaultAuditDisableTrailingSlash(t *testing.T) {
 		t.Errorf("audit.device_disabled events = %+v, want one for sys/audit/guard", got)
 	}
 }
+
+// TestVaultNestedKubernetesMounts (issue 11 item 4): the shipped policy covers Kubernetes auth
+// mounts one and two path segments deep; one deeper is unreadable to the guard, which reports it
+// and goes on guarding the rest instead of retrying its start-up forever.
+func TestVaultNestedKubernetesMounts(t *testing.T) {
+	e := setup(t)
+	sys := e.root.Sys()
+	for _, m := range []string{"clusters/prod", "clusters/eu/prod"} {
+		must(t, sys.EnableAuthWithOptions(m, &vault.EnableAuthOptions{Type: "kubernetes"}))
+		_, err := e.root.Logical().Write("auth/"+m+"/role/eso", map[string]any{
+			"bound_service_account_names": "eso", "bound_service_account_namespaces": "eso", "token_policies": "team-prod",
+		})
+		must(t, err)
+	}
+	const teamProd = `path "registry-creds/data/prod" { capabilities = ["read"] }`
+	must(t, sys.PutPolicy("team-prod", teamProd))
+	e.startGuard(t, true) // ready although one mount is unreadable
+	e.enableDevices(t)
+	got := e.events.OfType(auditguard.EventMountUnreadable)
+	if len(got) != 1 || got[0].Object != "auth/clusters/eu/prod" || !strings.Contains(got[0].Error, "permission denied") {
+		t.Errorf("events = %+v, want one %s for auth/clusters/eu/prod", e.events.All(), auditguard.EventMountUnreadable)
+	}
+	n := e.events.Count()
+	must(t, sys.DeletePolicy("team-prod"))
+	ev := e.events.wait(t, auditguard.EventPolicyRestored, "team-prod", n)
+	if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "clusters/prod", Name: "eso"}}) {
+		t.Errorf("roles = %+v", ev.Roles)
+	}
+	e.waitPolicy(t, "team-prod", teamProd)
+}

@@ -54,6 +54,9 @@ type Guard struct {
 	// read-back). Only the processing goroutine uses them.
 	deletes   map[polKey][]time.Time
 	ownWrites map[polKey]time.Time
+	// unreadable are the auth mounts (nsMount) the last re-index could not read, reported once.
+	// Only the processing goroutine uses it.
+	unreadable map[string]bool
 
 	// pendingDisables are audit-device disables seen as request entries (by request ID), awaiting their response
 	// (auditdevice.go). Only the processing goroutine uses it.

@@ -66,11 +66,15 @@ func (x *Index) deleteLocked(k roleKey) {
 }
 
 // Replace swaps the whole content of one namespace for a fresh listing (a resync).
-func (x *Index) Replace(ns string, roles map[RoleRef][]string) {
+func (x *Index) Replace(ns string, roles map[RoleRef][]string) { x.ReplaceKeeping(ns, roles, nil) }
+
+// ReplaceKeeping is Replace, except that the roles of the mounts in keep (which could not be
+// listed) keep what they had: an older listing guards better than none.
+func (x *Index) ReplaceKeeping(ns string, roles map[RoleRef][]string, keep []string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for k := range x.roles {
-		if k.ns == ns {
+		if k.ns == ns && !slices.Contains(keep, k.mount) {
 			x.deleteLocked(k)
 		}
 	}

@@ -60,6 +60,8 @@ type env struct {
 	natsURL  string
 	kube     string
 	metrics  string // --metrics-addr; "" disables
+	// flapDeletes is --flap-deletes (0: the default).
+	flapDeletes int
 }
 
 func must(t testing.TB, err error) {
@@ -125,7 +127,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	t.Helper()
 	health := testenv.FreeAddrT(t)
 	cfg := auditguard.Config{Listen: []string{"tcp://" + e.listen}, StateDir: e.stateDir, MetricsAddr: "0",
-		HealthAddr: health, ReconcileInterval: time.Hour}
+		HealthAddr: health, ReconcileInterval: time.Hour, FlapDeletes: e.flapDeletes}
 	if e.metrics != "" {
 		cfg.MetricsAddr = e.metrics
 	}
@@ -411,6 +413,7 @@ func TestGuardAgainstVault(t *testing.T) {
 func BenchmarkRestoreWindow(b *testing.B) {
 	const deletes = 200
 	e := setup(b)
+	e.flapDeletes = -1 // 200 deletes in a row are a flap
 	e.startGuard(b, true)
 	sys := e.root.Sys()
 	must(b, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))

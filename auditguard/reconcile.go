@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -169,9 +170,14 @@ func (g *Guard) resync(ctx context.Context, source string) error {
 
 // reindex rebuilds the policy → role index from every Kubernetes auth mount's roles. It is what an
 // auth mount change needs: a full resync would also re-read every policy, holding up the deletes
-// queued behind it.
+// queued behind it. Its error is for a namespace whose auth mounts cannot be listed (nothing can be
+// indexed there); one mount whose roles cannot be read — a nested mount (auth/clusters/prod/) the
+// shipped policy's auth/+/role does not cover, a permission error — only degrades the guard
+// (unreadableMount): its roles keep their last indexed policies, every other mount is indexed, and
+// start-up goes on. Stopping at it would leave the guard never ready, guarding nothing.
 func (g *Guard) reindex(ctx context.Context) error {
 	var errs []error
+	unreadable := map[string]error{}
 	for _, ns := range g.seenNamespaces() {
 		mounts, err := g.vault.KubernetesMounts(ctx, ns)
 		if err != nil {
@@ -180,30 +186,59 @@ func (g *Guard) reindex(ctx context.Context) error {
 		}
 		g.setKubernetesMounts(ns, mounts)
 		roles := map[RoleRef][]string{}
-		failed := false
+		var keep []string
+	mount:
 		for _, m := range mounts {
 			names, err := g.vault.ListRoles(ctx, ns, m)
 			if err != nil {
-				errs, failed = append(errs, err), true
+				unreadable[nsMount(ns, m)], keep = err, append(keep, m)
 				continue
 			}
+			read := map[RoleRef][]string{}
 			for _, r := range names {
 				pols, found, err := g.vault.RolePolicies(ctx, ns, m, r)
 				if err != nil {
-					errs, failed = append(errs, err), true
-					continue
+					unreadable[nsMount(ns, m)], keep = err, append(keep, m)
+					continue mount // never replace a mount's good index with a partial one
 				}
 				if found {
-					roles[RoleRef{Mount: m, Name: r}] = pols
+					read[RoleRef{Mount: m, Name: r}] = pols
 				}
 			}
+			maps.Copy(roles, read)
 		}
-		if !failed { // never replace a good index with a partial one
-			g.index.Replace(ns, roles)
-		}
+		g.index.ReplaceKeeping(ns, roles, keep)
 	}
 	g.updateIndexMetrics()
+	g.setUnreadableMounts(ctx, unreadable)
 	return errors.Join(errs...)
+}
+
+func nsMount(ns, mount string) string {
+	if ns == "" {
+		return "auth/" + mount
+	}
+	return ns + "/auth/" + mount
+}
+
+// setUnreadableMounts records which mounts the last re-index could not read: the gauge, a log line
+// each time, and one event when a mount becomes unreadable (not on every resync after).
+func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
+	g.metrics.UnreadableMounts.Set(float64(len(now)))
+	for _, m := range slices.Sorted(maps.Keys(now)) {
+		err := now[m]
+		g.log.Error(err, "cannot read a Kubernetes auth mount's roles; guarding the others", "mount", m)
+		if g.unreadable[m] {
+			continue
+		}
+		g.emit(ctx, Event{Type: EventMountUnreadable, Object: m, Action: "none", Error: err.Error(),
+			Message: fmt.Sprintf("credchain cannot read the roles of Kubernetes auth mount %s (%v): deletes of policies only its roles reference are not restored; grant the guard list on %s/role and read on %s/role/* (manifests/vault/auditguard-policy.hcl covers one-segment mounts)",
+				m, err, m, m)})
+	}
+	g.unreadable = map[string]bool{}
+	for m := range now {
+		g.unreadable[m] = true
+	}
 }
 
 // reconcile restores every referenced policy missing from Vault: deletes made while the guard was

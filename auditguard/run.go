@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
-		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithAuditDisableWait(cfg.AuditDisableWait), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
 
 	var sources []Sink
 	for _, spec := range cfg.Listen {

@@ -6,11 +6,20 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
-# List and read Kubernetes auth roles (their token_policies/policies).
+# List and read Kubernetes auth roles (their token_policies/policies), for mounts one path segment
+# deep (auth/kubernetes/) and two (auth/clusters/prod/). Add a pair for deeper mounts: the guard
+# reports a mount it cannot read (event guard.auth_mount_unreadable, metric
+# credchain_auditguard_unreadable_auth_mounts) and guards the others.
 path "auth/+/role" {
   capabilities = ["list"]
 }
 path "auth/+/role/*" {
+  capabilities = ["read"]
+}
+path "auth/+/+/role" {
+  capabilities = ["list"]
+}
+path "auth/+/+/role/*" {
   capabilities = ["read"]
 }
 

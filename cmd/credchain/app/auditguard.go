@@ -41,6 +41,8 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.IntVar(&cfg.MaxLine, "max-line", cfg.MaxLine, "longest audit line accepted, in bytes")
 	f.DurationVar(&cfg.RotateGrace, "audit-file-rotate-grace", cfg.RotateGrace, "how long a rotated-away --audit-file is still read after the new file appears (Vault writes to it until it reopens)")
 	f.DurationVar(&cfg.AuditDisableWait, "audit-disable-wait", cfg.AuditDisableWait, "how long an audit device's disable waits for its response entry before it is reported from the request entry alone")
+	f.IntVar(&cfg.FlapDeletes, "flap-deletes", cfg.FlapDeletes, "stop restoring a policy (and alert) at this many deletes of it within --flap-window (-1 disables)")
+	f.DurationVar(&cfg.FlapWindow, "flap-window", cfg.FlapWindow, "window of --flap-deletes")
 	f.StringVar(&cfg.VaultTokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
 	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")

@@ -21,6 +21,9 @@ func TestAuditguardCommand(t *testing.T) {
 			if c.RotateGrace != 30*time.Second || c.AuditDisableWait != 5*time.Second || c.ReconcileInterval != time.Minute {
 				t.Errorf("defaults: rotate grace %s, disable wait %s, reconcile %s", c.RotateGrace, c.AuditDisableWait, c.ReconcileInterval)
 			}
+			if c.FlapDeletes != 5 || c.FlapWindow != 10*time.Minute {
+				t.Errorf("defaults: flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
+			}
 		}},
 		"file device timings": {
 			args: []string{"--audit-file", "/vault/audit.log", "--audit-file-rotate-grace", "2m", "--audit-disable-wait", "10s"},
@@ -29,6 +32,26 @@ func TestAuditguardCommand(t *testing.T) {
 					t.Errorf("config: %+v", c)
 				}
 			},
+		},
+		"flap detection": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--flap-deletes", "3", "--flap-window", "1h"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.FlapDeletes != 3 || c.FlapWindow != time.Hour {
+					t.Errorf("flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
+				}
+			},
+		},
+		"flap detection off": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--flap-deletes", "-1"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.FlapDeletes != -1 {
+					t.Errorf("flap deletes %d", c.FlapDeletes)
+				}
+			},
+		},
+		"flap detection that would never restore is refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--flap-deletes", "1", "--flap-window", "-1m"},
+			wantErr: "--flap-deletes 1: must be at least 2 (-1 disables)\n--flap-window -1m0s: must be positive",
 		},
 		"negative waits are refused": {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--audit-file-rotate-grace", "-1s", "--audit-disable-wait", "-5s"},
