@@ -33,11 +33,12 @@ func NewVaultClient(ctx context.Context, cfg Config, log logr.Logger) (*vault.Cl
 	}
 	switch {
 	case cfg.VaultTokenFile != "":
-		b, err := os.ReadFile(cfg.VaultTokenFile)
+		tok, err := readToken(cfg.VaultTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("reading --vault-token-file: %w", err)
+			return nil, err
 		}
-		client.SetToken(strings.TrimSpace(string(b)))
+		client.SetToken(tok)
+		go watchTokenFile(ctx, client, cfg.VaultTokenFile, tokenFileReread, log)
 	case cfg.KubernetesRole != "":
 		if err := kubernetesLogin(ctx, client, cfg, log); err != nil {
 			return nil, err
@@ -49,11 +50,51 @@ func NewVaultClient(ctx context.Context, cfg Config, log logr.Logger) (*vault.Cl
 	return client, nil
 }
 
+// tokenFileReread is how often --vault-token-file is read again: it is usually a mounted Secret,
+// which the kubelet updates in place (within about a minute) when the token is rotated, and a
+// token read once would expire under the guard.
+const tokenFileReread = 30 * time.Second
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading --vault-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("reading --vault-token-file: %s is empty", path)
+	}
+	return tok, nil
+}
+
+// watchTokenFile sets the client's token from path every interval until ctx ends. An unreadable or
+// empty file (mid-rotation) keeps the last good token.
+func watchTokenFile(ctx context.Context, client *vault.Client, path string, interval time.Duration, log logr.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		tok, err := readToken(path)
+		if err != nil {
+			log.Error(err, "re-reading the Vault token file; keeping the current token")
+			continue
+		}
+		if tok != client.Token() {
+			client.SetToken(tok)
+			log.Info("vault token file changed; using the new token")
+		}
+	}
+}
+
 // kubernetesLogin logs in with the pod's service account token and keeps the Vault token renewed,
 // logging in again when it can no longer be renewed.
 func kubernetesLogin(ctx context.Context, client *vault.Client, cfg Config, log logr.Logger) error {
-	login := func() (*vault.Secret, error) {
-		jwt, err := os.ReadFile(cfg.KubernetesJWTFile)
+	login := func(ctx context.Context) (*vault.Secret, error) {
+		jwt, err := os.ReadFile(cfg.KubernetesJWTFile) // re-read each time: the kubelet rotates it
 		if err != nil {
 			return nil, fmt.Errorf("reading service account token: %w", err)
 		}
@@ -68,37 +109,76 @@ func kubernetesLogin(ctx context.Context, client *vault.Client, cfg Config, log 
 		client.SetToken(s.Auth.ClientToken)
 		return s, nil
 	}
-	s, err := login()
+	s, err := login(ctx)
 	if err != nil {
 		return err
 	}
-	go func() {
-		for ctx.Err() == nil {
-			w, err := client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
-			if err != nil {
-				log.Error(err, "vault token renewal unavailable")
-				return
-			}
-			go w.Start()
-			select {
-			case <-ctx.Done():
-				w.Stop()
-				return
-			case err := <-w.DoneCh():
-				if err != nil {
-					log.Error(err, "vault token renewal stopped; logging in again")
-				}
-			}
-			for ctx.Err() == nil {
-				if s, err = login(); err == nil {
-					break
-				}
-				log.Error(err, "vault re-login failed; retrying in 10s")
-				time.Sleep(10 * time.Second)
-			}
+	renew := func(ctx context.Context, s *vault.Secret) error {
+		w, err := client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
+		if err != nil {
+			return fmt.Errorf("starting vault token renewal: %w", err)
 		}
-	}()
+		go w.Start()
+		defer w.Stop()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-w.DoneCh():
+			return err
+		}
+	}
+	go keepLoggedIn(ctx, s, login, renew, loginBackoff, log)
 	return nil
+}
+
+// loginBackoff is the wait before the attempt-th consecutive login retry: 1s doubling to 5m, so a
+// Vault that is down is not hammered and one that is back is used within minutes.
+func loginBackoff(attempt int) time.Duration {
+	return min(time.Second<<min(attempt, 9), 5*time.Minute)
+}
+
+// keepLoggedIn renews s until renewal ends (the token reached its max TTL, was revoked, or
+// renewal could not start), then logs in again, retrying a failing login after backoff(attempt),
+// for as long as ctx lasts. It never gives up: a guard whose token lapsed silently stops guarding.
+// The backoff also spaces logins whose renewal ends at once, so a token that cannot be renewed
+// does not turn into a login loop.
+func keepLoggedIn(ctx context.Context, s *vault.Secret, login func(context.Context) (*vault.Secret, error),
+	renew func(context.Context, *vault.Secret) error, backoff func(attempt int) time.Duration, log logr.Logger) {
+	attempt := 0
+	for {
+		started := time.Now()
+		err := renew(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error(err, "vault token renewal ended; logging in again")
+		} else {
+			log.Info("vault token renewal ended; logging in again")
+		}
+		if time.Since(started) > time.Minute {
+			attempt = 0
+		}
+		for {
+			if attempt > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff(attempt - 1)):
+				}
+			}
+			attempt++
+			next, err := login(ctx)
+			if err == nil {
+				s = next
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error(err, "vault re-login failed; retrying", "backoff", backoff(attempt-1).String())
+		}
+	}
 }
 
 // Run starts the guard, its sinks and metrics, and blocks until ctx ends. cfg must have been
