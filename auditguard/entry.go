@@ -51,8 +51,11 @@ type Namespace struct {
 	Path string `json:"path"`
 }
 
-// DecodeEntry decodes one audit line.
+// DecodeEntry decodes one audit line. A prefix before the JSON object (the audit device's prefix
+// option, which Vault writes before every entry) is skipped: the entry starts at the first `{"`.
+// A prefix containing `{"` itself is not supported; such lines fail to decode (and are counted).
 func DecodeEntry(line []byte) (*Entry, error) {
+	line = skipPrefix(line)
 	var e Entry
 	if err := decodeFast(line, &e); err != nil {
 		// Not walkable by the fast decoder: let encoding/json decide, and report its error.
@@ -65,6 +68,26 @@ func DecodeEntry(line []byte) (*Entry, error) {
 		return nil, fmt.Errorf("decoding audit entry: unknown type %q", e.Type)
 	}
 	return &e, nil
+}
+
+var objectStart = []byte(`{"`)
+
+// skipPrefix returns line from its JSON object's start.
+func skipPrefix(line []byte) []byte {
+	if len(line) > 0 && line[0] == '{' {
+		return line
+	}
+	if i := bytes.Index(line, objectStart); i > 0 {
+		return line[i:]
+	}
+	return line
+}
+
+// looksLikeEntry is the cheapest test that a line can be a JSON audit entry at all: Vault's JSON
+// format ends every entry with the object's '}'. A jsonx device's XML, or any other text, fails it.
+func looksLikeEntry(line []byte) bool {
+	l := bytes.TrimRight(line, " \r\n")
+	return len(l) > 0 && l[len(l)-1] == '}'
 }
 
 // NSPath is the namespace path without trailing slash, "" for root.

@@ -10,6 +10,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/testenv"
 )
 
 // Issue 11's evasions, each against the real Vault: a delete the guard must see as the delete of a
@@ -172,4 +173,26 @@ func TestVaultNestedKubernetesMounts(t *testing.T) {
 		t.Errorf("roles = %+v", ev.Roles)
 	}
 	e.waitPolicy(t, "team-prod", teamProd)
+}
+
+// TestVaultAuditDeviceFormats (issue 11 item 6): a socket device with a prefix still feeds the
+// guard; a file device with format=jsonx cannot (XML, and no newline at all), and says so
+// (lines_unparsable_total) at its first 64 KiB rather than after buffering 64 MiB.
+func TestVaultAuditDeviceFormats(t *testing.T) {
+	e := setup(t)
+	e.metrics = testenv.FreeAddrT(t)
+	e.startGuard(t, true)
+	sys := e.root.Sys()
+	must(t, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file",
+		Options: map[string]string{"file_path": e.auditLog, "format": "jsonx"}}))
+	must(t, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+		Options: map[string]string{"address": e.listen, "socket_type": "tcp", "prefix": "vault-audit: "}}))
+	n := e.events.Count()
+	must(t, sys.DeletePolicy("eso-order-service"))
+	e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+	e.waitPolicy(t, "eso-order-service", orderServicePolicy)
+	for range 40 { // 64 KiB of jsonx
+		e.flush(t)
+	}
+	e.waitMetricAtLeast(t, "credchain_auditguard_lines_unparsable_total", 1)
 }

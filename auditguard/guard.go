@@ -35,7 +35,9 @@ type Guard struct {
 	queue chan queued
 
 	ready atomic.Bool
-	seen  *recent
+	// unparsableLogged is when an unparsable line was last logged (UnixNano), for any sink goroutine.
+	unparsableLogged atomic.Int64
+	seen             *recent
 	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
 	blast atomic.Pointer[Blast]
 
@@ -152,6 +154,9 @@ func (g *Guard) Index() *Index { return g.index }
 func (g *Guard) Ingest(line []byte) {
 	g.metrics.LinesRead.Inc()
 	if !Relevant(line) {
+		if !looksLikeEntry(line) {
+			g.unparsable("audit line is not a JSON audit entry (format=jsonx?); the guard cannot read it", len(line))
+		}
 		return
 	}
 	g.metrics.LinesRelevant.Inc()
@@ -162,6 +167,27 @@ func (g *Guard) Ingest(line []byte) {
 	default:
 		g.metrics.LinesDropped.WithLabelValues("queue_full").Inc()
 	}
+}
+
+// unparsableLogEvery spaces the log lines about unparsable audit lines: a device with format=jsonx
+// makes every line one, and the counter carries the rate.
+const unparsableLogEvery = time.Minute
+
+// unparsable counts a line that cannot be parsed and logs it at most once per unparsableLogEvery
+// (never its content: it may hold anything). Safe from any goroutine.
+func (g *Guard) unparsable(msg string, size int) {
+	g.metrics.LinesUnparsable.Inc()
+	now := time.Now().UnixNano()
+	last := g.unparsableLogged.Load()
+	if now-last < int64(unparsableLogEvery) || !g.unparsableLogged.CompareAndSwap(last, now) {
+		return
+	}
+	g.log.Info(msg, "bytes", size, "metric", "credchain_auditguard_lines_unparsable_total")
+}
+
+// LineNotEntry is the sinks' callback for an endless line that is no JSON entry (format=jsonx).
+func (g *Guard) LineNotEntry() {
+	g.unparsable("audit stream is not JSON audit entries (format=jsonx?); the guard cannot read it", 0)
 }
 
 // LineTooLong is the sinks' callback for lines over the limit.
@@ -231,7 +257,7 @@ func (g *Guard) process(ctx context.Context, q queued) {
 	e, err := DecodeEntry(q.line)
 	if err != nil {
 		g.metrics.DecodeErrors.Inc()
-		g.log.V(1).Info("skipping undecodable audit line", "error", err.Error(), "bytes", len(q.line))
+		g.unparsable("skipping an undecodable audit line that looked relevant", len(q.line))
 		return
 	}
 	if e.Type != "response" {

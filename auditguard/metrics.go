@@ -8,10 +8,12 @@ type Metrics struct {
 	LinesRelevant prometheus.Counter
 	LinesDropped  *prometheus.CounterVec
 	DecodeErrors  prometheus.Counter
-	Duplicates    prometheus.Counter
-	QueueDepth    prometheus.Gauge
-	Restores      *prometheus.CounterVec
-	Withheld      *prometheus.CounterVec
+	// LinesUnparsable counts lines that are no JSON audit entry at all (Ingest, any sink goroutine).
+	LinesUnparsable prometheus.Counter
+	Duplicates      prometheus.Counter
+	QueueDepth      prometheus.Gauge
+	Restores        *prometheus.CounterVec
+	Withheld        *prometheus.CounterVec
 	// UnreadableMounts is set from the processing goroutine's re-index.
 	UnreadableMounts prometheus.Gauge
 	RestoreLatency   prometheus.Histogram
@@ -32,9 +34,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
 			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs) or too_long."}, []string{"reason"}),
 		DecodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
-		Duplicates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_duplicate_entries_total", Help: "Entries seen twice (same request ID from two audit devices), acted on once."}),
-		QueueDepth:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
-		Restores:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
+		LinesUnparsable: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_unparsable_total",
+			Help: "Audit lines that are no JSON audit entry (an audit device with format=jsonx, or a prefix containing '{\"'): the guard cannot see what they record."}),
+		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_duplicate_entries_total", Help: "Entries seen twice (same request ID from two audit devices), acted on once."}),
+		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
+		Restores:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
 		Withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_withheld_total",
 			Help: "Restores of a deleted, referenced policy the guard refused (also counted as restores_total{result=\"failed\"}, which alerts): superseded (the snapshot is older than a logged write) or flapping (deleted too often)."}, []string{"reason"}),
 		UnreadableMounts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_unreadable_auth_mounts",
@@ -61,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.Duplicates, m.QueueDepth, m.Restores, m.Withheld, m.UnreadableMounts,
+		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.Restores, m.Withheld, m.UnreadableMounts,
 			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.BlastReady)
 	}
 	return m

@@ -2,6 +2,7 @@ package auditguard
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -20,10 +21,22 @@ var ErrLineTooLong = errors.New("audit line exceeds the maximum length")
 // partial line is not delivered (Vault always terminates entries, and a tailer must not treat a
 // half-written line as whole), and its length is not counted.
 func ReadLines(r io.Reader, maxLine int, fn func([]byte), tooLong func()) (int64, error) {
+	return readLines(r, maxLine, fn, tooLong, nil)
+}
+
+// entryStartWithin bounds where a long line's JSON object must start (after an audit device's
+// prefix) for readLines to keep buffering it.
+const entryStartWithin = 4 << 10
+
+// readLines is ReadLines that also gives up early on a line longer than its 64 KiB read buffer
+// whose first bytes hold no JSON object start: reported to notEntry (when non-nil) and skipped
+// without buffering. A format=jsonx device writes XML without any newline, one endless line that
+// would otherwise be buffered up to maxLine (64 MiB by default) before being dropped.
+func readLines(r io.Reader, maxLine int, fn func([]byte), tooLong, notEntry func()) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var consumed int64
 	var long []byte
-	skipping := false
+	skipping, notJSON := false, false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
@@ -35,12 +48,12 @@ func ReadLines(r io.Reader, maxLine int, fn func([]byte), tooLong func()) (int64
 				if !skipping && len(long)+len(line) <= maxLine {
 					long = append(long, line...)
 					fn(long)
-				} else if tooLong != nil {
+				} else if tooLong != nil && !notJSON {
 					tooLong()
 				}
 				// nil marks "not inside a long line"; dropping the buffer also avoids pinning
 				// a multi-MB allocation after one huge LIST response.
-				long, skipping = nil, false
+				long, skipping, notJSON = nil, false, false
 				continue
 			}
 			consumed += n
@@ -48,6 +61,12 @@ func ReadLines(r io.Reader, maxLine int, fn func([]byte), tooLong func()) (int64
 		case errors.Is(err, bufio.ErrBufferFull):
 			if skipping {
 				consumed += int64(len(chunk))
+				continue
+			}
+			if long == nil && notEntry != nil && !bytes.Contains(chunk[:min(len(chunk), entryStartWithin)], objectStart) {
+				consumed += int64(len(chunk))
+				skipping, notJSON = true, true
+				notEntry()
 				continue
 			}
 			if len(long)+len(chunk) > maxLine {

@@ -167,7 +167,16 @@ func TestRelevantAndDecode(t *testing.T) {
 		e.Type != "response" || e.Time.IsZero() {
 		t.Errorf("decoded %+v", e)
 	}
-	for _, bad := range []string{``, `{`, `{"type":"x"}`, `[]`, `{"type":"response","time":"yesterday"}`} {
+	// An audit device's prefix option puts its text before every entry.
+	for _, prefix := range []string{"vault-audit: ", "2026-12-01T10:00:00Z vault[1]: ", "@cee:"} {
+		if p, err := DecodeEntry([]byte(prefix + deleteEntry)); err != nil || p.Request.Path != e.Request.Path || p.Auth.DisplayName != e.Auth.DisplayName {
+			t.Errorf("DecodeEntry(%q + entry) = %+v, %v", prefix, p, err)
+		}
+		if !Relevant([]byte(prefix + deleteEntry)) {
+			t.Errorf("Relevant dropped an entry with prefix %q", prefix)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{"type":"x"}`, `[]`, `{"type":"response","time":"yesterday"}`, `prefix only`} {
 		if _, err := DecodeEntry([]byte(bad)); err == nil {
 			t.Errorf("DecodeEntry(%q) succeeded", bad)
 		}

@@ -121,7 +121,7 @@ func (s *SocketSink) Run(ctx context.Context) error {
 				c.Close()
 				s.Guard.metrics.Connections.Dec()
 			}()
-			n, err := ReadLines(c, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+			n, err := readLines(c, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				s.Log.Error(err, "audit connection failed", "remote", c.RemoteAddr().String(), "bytes", n)
 				return
@@ -204,7 +204,7 @@ func (t *tailedFile) close() {
 // Run tails until ctx ends (or stdin reaches EOF).
 func (s *FileSink) Run(ctx context.Context) error {
 	if s.Path == "-" {
-		_, err := ReadLines(os.Stdin, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+		_, err := readLines(os.Stdin, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
 		return err
 	}
 	poll := s.Poll
@@ -329,7 +329,7 @@ func (s *FileSink) drain(t *tailedFile, persist bool) error {
 	if _, err := t.f.Seek(t.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("seeking audit file: %w", err)
 	}
-	n, err := ReadLines(t.f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong)
+	n, err := readLines(t.f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
 	if err != nil {
 		return fmt.Errorf("reading audit file: %w", err)
 	}
