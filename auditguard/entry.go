@@ -86,8 +86,16 @@ func skipPrefix(line []byte) []byte {
 // looksLikeEntry is the cheapest test that a line can be a JSON audit entry at all: Vault's JSON
 // format ends every entry with the object's '}'. A jsonx device's XML, or any other text, fails it.
 func looksLikeEntry(line []byte) bool {
-	l := bytes.TrimRight(line, " \r\n")
-	return len(l) > 0 && l[len(l)-1] == '}'
+	for i := len(line) - 1; i >= 0; i-- {
+		switch line[i] {
+		case ' ', '\r', '\n':
+			continue
+		case '}':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // NSPath is the namespace path without trailing slash, "" for root.
