@@ -16,13 +16,17 @@ type DeliveryConfig struct {
 	NATS NATSConfig
 	// SlackWebhookFile holds a Slack incoming-webhook URL; CREDCHAIN_SLACK_WEBHOOK_URL works too.
 	SlackWebhookFile string
+	// Limits bound each sink's outbox and dead letters and how long an event may fail (see
+	// Limits for each default).
+	Limits Limits
 }
 
-// SetDefaults fills zero fields: the cluster name defaults to "default".
+// SetDefaults fills zero fields: the cluster name defaults to "default", the limits to theirs.
 func (c *DeliveryConfig) SetDefaults() {
 	if c.NATS.Cluster == "" {
 		c.NATS.Cluster = "default"
 	}
+	c.Limits.SetDefaults()
 }
 
 // Validate reports every invalid field, for both components' flags.
@@ -33,6 +37,11 @@ func (c *DeliveryConfig) Validate() error {
 	}
 	if c.NATS.CredsFile != "" && c.NATS.NkeySeedFile != "" {
 		errs = append(errs, errors.New("--nats-creds and --nats-nkey-seed: give one"))
+	}
+	lim := c.Limits
+	lim.SetDefaults()
+	if err := lim.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -68,7 +77,7 @@ func NewDelivery(db *bolt.DB, c DeliveryConfig, log logr.Logger, reg prometheus.
 		}
 		sinks = append(sinks, s)
 	}
-	d, err := NewDispatcher(db, log, reg, sinks...)
+	d, err := NewDispatcherWithLimits(db, log, reg, c.Limits, sinks...)
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -65,6 +65,10 @@ type Event struct {
 	Message string `json:"message"`
 	// Error is set for failures.
 	Error string `json:"error,omitempty"`
+	// Truncated lists the fields Cap shortened to fit its caps ("message", "workload.name",
+	// "blastRadius.workloads", ...): the event is incomplete there, the full text is in the
+	// component's own log of the decision, if anywhere.
+	Truncated []string `json:"truncated,omitempty"`
 }
 
 // Actor is the person or machine behind an audited request; only plain audit fields.
@@ -95,13 +99,15 @@ type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }
 
-// LogNotifier writes each event as one structured log line.
+// LogNotifier writes each event as one structured log line, capped like the outbox's copy (Cap):
+// a multi-MB name must not make a multi-MB log line.
 type LogNotifier struct{ Log logr.Logger }
 
 var _ Notifier = LogNotifier{}
 
 // Notify implements Notifier.
 func (n LogNotifier) Notify(_ context.Context, e Event) error {
+	e = Cap(e)
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err

@@ -100,7 +100,7 @@ func (n *NATS) Subject(t string) string { return "credchain." + n.cfg.Cluster + 
 func (n *NATS) Send(ctx context.Context, e Event) error {
 	if !n.nc.IsConnected() {
 		// Publishing now would only buffer in the client; the outbox is the buffer.
-		return fmt.Errorf("nats: %w", nats.ErrConnectionClosed)
+		return fmt.Errorf("nats: %w: %w", ErrUnavailable, nats.ErrConnectionClosed)
 	}
 	subj := n.Subject(e.Type)
 	data, err := json.Marshal(e)
@@ -109,17 +109,17 @@ func (n *NATS) Send(ctx context.Context, e Event) error {
 	}
 	covered, err := n.streamCovers(ctx, subj)
 	if err != nil {
-		return err
+		return natsError(err)
 	}
 	if covered {
 		if _, err := n.js.Publish(ctx, subj, data, jetstream.WithMsgID(e.ID)); err != nil {
 			n.forget(subj)
-			return fmt.Errorf("nats jetstream publish: %w", err)
+			return fmt.Errorf("nats jetstream publish of %d bytes: %w", len(data), natsError(err))
 		}
 		return nil
 	}
 	if err := n.nc.Publish(subj, data); err != nil {
-		return fmt.Errorf("nats publish: %w", err)
+		return fmt.Errorf("nats publish of %d bytes: %w", len(data), natsError(err))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -127,9 +127,27 @@ func (n *NATS) Send(ctx context.Context, e Event) error {
 		defer cancel()
 	}
 	if err := n.nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("nats flush: %w", err)
+		return fmt.Errorf("nats flush: %w", natsError(err))
 	}
 	return nil
+}
+
+// natsError classifies a NATS failure for the dispatcher: an event over the server's max_payload
+// (which the client checks before sending, against the size the server announced) or over the
+// stream's max message size is refused every time (ErrRejected); a lost connection, a timeout or
+// missing JetStream responders is the server's state, not the event's (ErrUnavailable).
+func natsError(err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload),
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrReconnectBufExceeded):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 func (n *NATS) forget(subj string) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,5 +227,118 @@ func TestNATSCorePublish(t *testing.T) {
 	}
 	if m.Subject != "credchain.test.policy.restored" || e.Policy != "eso-svc-1" || e.ID == "" {
 		t.Errorf("got %s %+v", m.Subject, e)
+	}
+}
+
+// TestNATSMaxPayloadDoesNotBlock: an event the server refuses however often it is sent — over the
+// server's max_payload ("maximum payload exceeded", refused by the client before sending) or over
+// the stream's max message size (refused in the PubAck) — is dead-lettered, and the events queued
+// behind it are delivered, through JetStream and through core NATS alike.
+func TestNATSMaxPayloadDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	for mode, tc := range map[string]struct {
+		maxPayload   int32
+		createStream bool
+		stream       *jetstream.StreamConfig // created before the guard starts
+		errPart      string
+	}{
+		"jetstream, server max_payload": {maxPayload: 2048, createStream: true, errPart: "maximum payload exceeded"},
+		"core, server max_payload":      {maxPayload: 2048, errPart: "maximum payload exceeded"},
+		"jetstream, stream max_msg_size": {stream: &jetstream.StreamConfig{Name: "CREDCHAIN", Subjects: []string{"credchain.>"}, MaxMsgSize: 2048},
+			errPart: "message size exceeds maximum allowed"},
+	} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
+				MaxPayload: tc.maxPayload})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Start()
+			if !srv.ReadyForConnections(10 * time.Second) {
+				t.Fatal("nats-server not ready")
+			}
+			t.Cleanup(srv.Shutdown)
+			nc, err := nats.Connect(srv.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if tc.stream != nil {
+				js, _ := jetstream.New(nc)
+				if _, err := js.CreateStream(t.Context(), *tc.stream); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sub, err := nc.SubscribeSync("credchain.test.>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := startGuardProc(t, filepath.Join(t.TempDir(), "state.db"), srv.ClientURL(), tc.createStream)
+			defer g.stop()
+			for i := range 4 {
+				e := event(i)
+				e.ID = fmt.Sprintf("ev-%d", i)
+				if i == 1 {
+					e.Message = strings.Repeat("m", 3000) // over the limit even after capping
+				}
+				if err := g.d.Notify(t.Context(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "the outbox drained past the refused event", func() bool { return g.d.workers[0].outbox.Len() == 0 })
+			var got []string
+			if tc.createStream || tc.stream != nil {
+				for _, e := range streamMessages(t, srv.ClientURL()) {
+					got = append(got, e.ID)
+				}
+			} else {
+				for len(got) < 3 {
+					m, err := sub.NextMsg(20 * time.Second)
+					if err != nil {
+						t.Fatalf("after %v: %v", got, err)
+					}
+					var e Event
+					if err := json.Unmarshal(m.Data, &e); err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, e.ID)
+				}
+			}
+			if s := strings.Join(got, ","); s != "ev-0,ev-2,ev-3" {
+				t.Errorf("delivered %s, want ev-0,ev-2,ev-3", s)
+			}
+			requireDeadLetters(t, g.d, "nats", map[string]string{"ev-1": DeadRejected}, tc.errPart)
+		})
+	}
+}
+
+// TestNATSErrorClasses: which NATS failures are the event's (rejected: dead-lettered at once) and
+// which the server's (unavailable: retried without counting attempts).
+func TestNATSErrorClasses(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		err                   error
+		rejected, unavailable bool
+	}{
+		"max payload":          {err: nats.ErrMaxPayload, rejected: true},
+		"stream max msg size":  {err: fmt.Errorf("nats: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamMessageExceedsMaximum}), rejected: true},
+		"timeout":              {err: nats.ErrTimeout, unavailable: true},
+		"deadline":             {err: context.DeadlineExceeded, unavailable: true},
+		"no stream responders": {err: jetstream.ErrNoStreamResponse, unavailable: true},
+		"connection closed":    {err: nats.ErrConnectionClosed, unavailable: true},
+		"other API error":      {err: fmt.Errorf("nats: %w", &jetstream.APIError{Code: 500, ErrorCode: 10077})},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := natsError(tc.err)
+			if errors.Is(err, ErrRejected) != tc.rejected || errors.Is(err, ErrUnavailable) != tc.unavailable {
+				t.Errorf("natsError(%v) = %v: rejected %v, unavailable %v; want %v, %v", tc.err, err,
+					errors.Is(err, ErrRejected), errors.Is(err, ErrUnavailable), tc.rejected, tc.unavailable)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Errorf("natsError(%v) = %v does not wrap the cause", tc.err, err)
+			}
+		})
 	}
 }

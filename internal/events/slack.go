@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 )
@@ -28,8 +31,9 @@ type SlackConfig struct {
 	Cluster string
 }
 
-// Slack posts events to an incoming webhook, merging whatever is pending into one message, at most
-// one post per MinInterval; 429 Retry-After and 5xx are retried by the dispatcher from the outbox.
+// Slack posts events to an incoming webhook, merging whatever is pending into one message (as many
+// as fit, see slackMaxText), at most one post per MinInterval; 429 Retry-After and 5xx are retried by
+// the dispatcher from the outbox, and a message Slack refuses (another 4xx) is ErrRejected.
 type Slack struct {
 	url, cluster string
 	interval     time.Duration
@@ -70,35 +74,67 @@ func NewSlack(cfg SlackConfig) (*Slack, error) {
 func (s *Slack) Name() string { return "slack" }
 
 // Send implements Sink.
-func (s *Slack) Send(ctx context.Context, e Event) error { return s.SendBatch(ctx, []Event{e}) }
+func (s *Slack) Send(ctx context.Context, e Event) error {
+	_, err := s.SendBatch(ctx, []Event{e})
+	return err
+}
 
 // MaxBatch implements BatchSink: a burst of up to 20 events becomes one message.
 func (s *Slack) MaxBatch() int { return 20 }
 
-// SendBatch implements BatchSink.
-func (s *Slack) SendBatch(ctx context.Context, events []Event) error {
+// SendBatch implements BatchSink: it posts the leading events that fit in one message.
+func (s *Slack) SendBatch(ctx context.Context, events []Event) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if wait := time.Until(s.last.Add(s.interval)); wait > 0 {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
 	s.last = time.Now()
-	err := slack.PostWebhookCustomHTTPContext(ctx, s.url, s.client, SlackMessage(s.cluster, events))
-	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		return &RetryAfterError{After: rl.RetryAfter, Err: err}
+	msg, n := slackMessage(s.cluster, events, slackMaxText)
+	if err := slackError(slack.PostWebhookCustomHTTPContext(ctx, s.url, s.client, msg)); err != nil {
+		return 0, err
 	}
-	if err != nil {
-		return fmt.Errorf("posting to Slack: %w", err)
-	}
-	return nil
+	return n, nil
 }
 
-// RetryAfterError asks the dispatcher to wait at least After before the next attempt.
+// slackError classifies a failed post for the dispatcher, and keeps the webhook URL (a secret:
+// whoever holds it can post to the channel) out of the error, which is logged.
+func slackError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("posting to Slack: %w", err)}
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		switch {
+		case sc.Code >= 500, sc.Code == http.StatusRequestTimeout, sc.Code == http.StatusTooManyRequests:
+			return fmt.Errorf("posting to Slack: %w: %w", ErrUnavailable, err)
+		case sc.Code == http.StatusUnauthorized, sc.Code == http.StatusForbidden, sc.Code == http.StatusNotFound, sc.Code == http.StatusGone:
+			// The webhook is revoked, its channel archived or the URL wrong: every message fails
+			// alike, through no fault of the event. Retried (bounded by MaxAge and the outbox's
+			// size) so that what queued while someone fixes the URL is delivered after.
+			return fmt.Errorf("posting to Slack: the webhook is unusable: %w: %w", ErrUnavailable, err)
+		case sc.Code >= 400:
+			return fmt.Errorf("posting to Slack: %w: %w", ErrRejected, err)
+		}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// *url.Error's text is "Post \"<the webhook URL>\": ..."; keep only the cause.
+		return fmt.Errorf("posting to Slack: %w: %w", ErrUnavailable, ue.Err)
+	}
+	return fmt.Errorf("posting to Slack: %w", err)
+}
+
+// RetryAfterError asks the dispatcher to wait at least After before the next attempt. Like
+// ErrUnavailable, it does not count against Limits.MaxAttempts.
 type RetryAfterError struct {
 	After time.Duration
 	Err   error
@@ -107,67 +143,175 @@ type RetryAfterError struct {
 func (e *RetryAfterError) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.After) }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
+// slackMaxText bounds one message's text, in bytes (at least its characters): Slack truncates text
+// beyond 40,000 characters. One event's text is at most about 20,000 bytes (every value is
+// shortened below, and escaping at most quintuples it), so a message always carries at least one.
+const slackMaxText = 38000
+
+// Display caps, in runes, for values shown in Slack (before escaping). The event on NATS and in the
+// log keeps them whole (up to Cap's caps); Slack is for a human to see what happened and act.
+const (
+	slackNameRunes    = 100 // policy, role, object names, reason, cluster
+	slackPathRunes    = 200 // Vault address, audit device path, an actor
+	slackListRunes    = 300 // one "affected" or "would have broken" line
+	slackMessageRunes = 600 // the sentence; shortened in the middle, keeping the object and the fix
+	slackErrorRunes   = 300
+)
+
 // SlackMessage renders events as one message a human can act on: what happened, who and from where,
-// what credchain did, what would have broken, and the next step.
+// what credchain did, what would have broken, and the next step. Every value from an event is
+// escaped as Slack requires (& < >), so a name like <!channel> or <https://evil|login> is shown,
+// never acted on.
 func SlackMessage(cluster string, events []Event) *slack.WebhookMessage {
-	var b strings.Builder
-	if len(events) > 1 {
-		fmt.Fprintf(&b, "*credchain: %d events*", len(events))
+	msg, _ := slackMessage(cluster, events, math.MaxInt)
+	return msg
+}
+
+// slackMessage renders the leading events whose text fits budget bytes (at least one) and returns
+// how many it took.
+func slackMessage(cluster string, events []Event, budget int) (*slack.WebhookMessage, int) {
+	header := func(n int) string {
+		if n < 2 {
+			return ""
+		}
+		h := fmt.Sprintf("*credchain: %d events*", n)
 		if cluster != "" {
-			fmt.Fprintf(&b, " in `%s`", cluster)
+			h += " in `" + esc(clip(cluster, slackNameRunes)) + "`"
 		}
-		b.WriteString("\n\n")
+		return h + "\n\n"
 	}
-	for i, e := range events {
+	var blocks []string
+	size := len(header(len(events)))
+	for _, e := range events {
+		b := slackBlock(e)
+		if len(blocks) > 0 && size+2+len(b) > budget {
+			break
+		}
+		blocks = append(blocks, b)
+		size += 2 + len(b)
+	}
+	text := header(len(blocks)) + strings.Join(blocks, "\n\n")
+	return &slack.WebhookMessage{Username: "credchain", IconEmoji: ":link:", Text: text}, len(blocks)
+}
+
+// slackBlock is one event's part of a message.
+func slackBlock(e Event) string {
+	var b strings.Builder
+	admission := e.Type == AdmissionDenied || e.Type == AdmissionWarned
+	fmt.Fprintf(&b, "%s *%s*", icon(e.Type), esc(clip(e.Type, slackNameRunes)))
+	if e.Policy != "" {
+		fmt.Fprintf(&b, " — policy `%s`", esc(clip(e.Policy, slackNameRunes)))
+	}
+	if e.Object != "" {
+		fmt.Fprintf(&b, " — `%s`", esc(clip(e.Object, slackPathRunes)))
+	}
+	if w := e.Workload; w != nil {
+		b.WriteString(" — ")
+		if w.Kind != "" {
+			b.WriteString(esc(clip(w.Kind, slackNameRunes)) + " ")
+		}
+		name := clip(w.Name, slackNameRunes)
+		if w.Namespace != "" {
+			name = clip(w.Namespace, slackNameRunes) + "/" + name
+		}
+		fmt.Fprintf(&b, "`%s`", esc(name))
+	}
+	if e.Vault != "" {
+		fmt.Fprintf(&b, " on %s", esc(clip(e.Vault, slackPathRunes)))
+	}
+	if e.Namespace != "" {
+		fmt.Fprintf(&b, " (namespace %s)", esc(clip(e.Namespace, slackPathRunes)))
+	}
+	fmt.Fprintf(&b, "\n%s", esc(shorten(e.Message, slackMessageRunes)))
+	if e.Reason != "" {
+		fmt.Fprintf(&b, "\n• *reason:* `%s`", esc(clip(e.Reason, slackNameRunes)))
+	}
+	if a := e.Actor; a != nil {
+		who := a.String()
+		if admission {
+			// The Kubernetes user and what they tried: there is no entity or address.
+			who = a.DisplayName
+			if a.Operation != "" {
+				who += " (" + a.Operation + ")"
+			}
+		}
+		fmt.Fprintf(&b, "\n• *who:* %s", esc(clip(who, slackPathRunes)))
+	}
+	if len(e.Roles) > 0 {
+		parts := make([]string, len(e.Roles))
+		for i, r := range e.Roles {
+			parts[i] = "auth/" + clip(r.Mount, slackNameRunes) + "/role/" + clip(r.Name, slackNameRunes)
+		}
+		fmt.Fprintf(&b, "\n• *would have broken:* logins with %s", esc(clipList(parts)))
+	}
+	if br := e.BlastRadius; br != nil {
+		for _, l := range []struct {
+			what string
+			refs []ObjectRef
+		}{{"stores", br.Stores}, {"ExternalSecrets", br.ExternalSecrets}, {"workloads", br.Workloads}} {
+			if len(l.refs) == 0 {
+				continue
+			}
+			parts := make([]string, len(l.refs))
+			for i, r := range l.refs {
+				parts[i] = ObjectRef{Kind: clip(r.Kind, slackNameRunes), Namespace: clip(r.Namespace, slackNameRunes), Name: clip(r.Name, slackNameRunes)}.String()
+			}
+			fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, esc(clipList(parts)))
+		}
+	}
+	if e.Error != "" {
+		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
+	}
+	fmt.Fprintf(&b, "\n• *next:* %s", esc(nextStep(e)))
+	fmt.Fprintf(&b, "\n_credchain event %s_", esc(clip(e.ID, slackNameRunes)))
+	return b.String()
+}
+
+// slackEscaper applies Slack's escaping rules for message text: these three characters only.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// esc escapes text for Slack: without it, <!channel> in a pull-secret name notifies the whole
+// channel and <https://evil|login> renders a link whose target is hidden.
+func esc(s string) string { return slackEscaper.Replace(s) }
+
+// clip shortens s to n runes, the last being "…".
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + Ellipsis
+}
+
+// shorten shortens s to about n runes by cutting its middle: a denial names the object first and
+// says what to do last, and both matter to the reader.
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	head, tail := n*3/5, n*2/5-3
+	return string(r[:head]) + " … " + string(r[len(r)-tail:])
+}
+
+// clipList joins parts, naming how many more there are when they do not fit slackListRunes.
+func clipList(parts []string) string {
+	out := ""
+	for i, p := range parts {
+		next := out
 		if i > 0 {
-			b.WriteString("\n\n")
+			next += ", "
 		}
-		fmt.Fprintf(&b, "%s *%s*", icon(e.Type), e.Type)
-		if e.Policy != "" {
-			fmt.Fprintf(&b, " — policy `%s`", e.Policy)
-		}
-		if e.Object != "" {
-			fmt.Fprintf(&b, " — `%s`", e.Object)
-		}
-		if e.Vault != "" {
-			fmt.Fprintf(&b, " on %s", e.Vault)
-		}
-		if e.Namespace != "" {
-			fmt.Fprintf(&b, " (namespace %s)", e.Namespace)
-		}
-		fmt.Fprintf(&b, "\n%s", e.Message)
-		if e.Actor != nil {
-			fmt.Fprintf(&b, "\n• *who:* %s", e.Actor.String())
-		}
-		if len(e.Roles) > 0 {
-			parts := make([]string, len(e.Roles))
-			for i, r := range e.Roles {
-				parts[i] = "auth/" + r.Mount + "/role/" + r.Name
+		next += p
+		if utf8.RuneCountInString(next) > slackListRunes {
+			if i == 0 {
+				return clip(p, slackListRunes)
 			}
-			fmt.Fprintf(&b, "\n• *would have broken:* logins with %s", strings.Join(parts, ", "))
+			return fmt.Sprintf("%s and %d more", out, len(parts)-i)
 		}
-		if br := e.BlastRadius; br != nil {
-			for _, l := range []struct {
-				what string
-				refs []ObjectRef
-			}{{"stores", br.Stores}, {"ExternalSecrets", br.ExternalSecrets}, {"workloads", br.Workloads}} {
-				if len(l.refs) == 0 {
-					continue
-				}
-				parts := make([]string, len(l.refs))
-				for i, r := range l.refs {
-					parts[i] = r.String()
-				}
-				fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, strings.Join(parts, ", "))
-			}
-		}
-		if e.Error != "" {
-			fmt.Fprintf(&b, "\n• *error:* %s", e.Error)
-		}
-		fmt.Fprintf(&b, "\n• *next:* %s", nextStep(e))
-		fmt.Fprintf(&b, "\n_credchain event %s_", e.ID)
+		out = next
 	}
-	return &slack.WebhookMessage{Username: "credchain", IconEmoji: ":link:", Text: b.String()}
+	return out
 }
 
 func icon(t string) string {
@@ -176,24 +320,32 @@ func icon(t string) string {
 		return ":white_check_mark:"
 	case PolicyRestoreFailed, AuditDisabled:
 		return ":rotating_light:"
-	case DanglingReference:
+	case DanglingReference, AdmissionWarned:
 		return ":warning:"
+	case AdmissionDenied:
+		return ":no_entry:"
 	}
 	return ":information_source:"
 }
 
+// nextStep is the advice for e, unescaped (SlackMessage escapes it, with the names it contains).
 func nextStep(e Event) string {
+	policy := clip(e.Policy, slackNameRunes)
 	switch e.Type {
 	case PolicyRestored:
-		return "nothing is broken; ask " + e.Actor.String() + " why the policy was deleted, and keep it in IaC so cleanups see it is in use"
+		return "nothing is broken; ask " + clip(e.Actor.String(), slackPathRunes) + " why the policy was deleted, and keep it in IaC so cleanups see it is in use"
 	case PolicyRestoreFailed:
-		return fmt.Sprintf("restore it by hand now (`vault policy write %s <file>`) — ESO syncs with these roles fail until then", e.Policy)
+		return fmt.Sprintf("restore it by hand now (`vault policy write %s <file>`) — ESO syncs with these roles fail until then", policy)
 	case DanglingReference:
-		return fmt.Sprintf("write policy `%s` or remove it from the roles", e.Policy)
+		return fmt.Sprintf("write policy `%s` or remove it from the roles", policy)
 	case AuditDisabled:
 		return "re-enable the audit device that feeds credchain (`vault audit enable socket ...`) and find out who disabled it"
 	case PolicyDeleted:
 		return "nothing, unless the policy was still meant to be used"
+	case AdmissionDenied:
+		return "fix what the message names, then retry the change (the full message is in the event on NATS and in the webhook's log)"
+	case AdmissionWarned:
+		return "nothing was blocked; fix what the message names before it becomes a denial (the full message is in the event on NATS and in the webhook's log)"
 	}
 	return "see the credchain logs"
 }

@@ -3,6 +3,8 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr/testr"
 	"github.com/slack-go/slack"
@@ -160,5 +163,311 @@ func TestSlackURLNeverFromFlags(t *testing.T) {
 	s, err := NewSlack(SlackConfig{})
 	if err != nil || s.url != "https://hooks.slack.example/services/x" {
 		t.Fatalf("NewSlack from env: %v %v", s, err)
+	}
+}
+
+// evilStrings are what Slack would act on if unescaped: a mention of everyone in the channel and a
+// link whose text hides its target. Pull-secret names are not validated by the API server, so they
+// reach denial messages verbatim; policy, role and actor names come from audit lines.
+var evilStrings = []string{"<!channel>", "<https://evil|login>"}
+
+// TestSlackEscapesUserStrings: every user-controlled string is escaped as Slack requires (& → &amp;,
+// < → &lt;, > → &gt;), wherever the renderer puts it, for the guard's and the webhook's events.
+func TestSlackEscapesUserStrings(t *testing.T) {
+	t.Parallel()
+	for field, set := range map[string]func(e *Event, s string){
+		"pull-secret name in a denial": func(e *Event, s string) {
+			e.Type, e.Reason = AdmissionDenied, "unmanaged"
+			e.Workload = &ObjectRef{Kind: "Deployment", Namespace: "prod", Name: "order-service"}
+			e.Message = `deployment prod/order-service: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "` + s + `" is not written by any ExternalSecret in namespace prod`
+		},
+		"workload name": func(e *Event, s string) {
+			e.Type, e.Workload = AdmissionWarned, &ObjectRef{Kind: "Pod", Namespace: "prod", Name: s}
+		},
+		"workload namespace": func(e *Event, s string) {
+			e.Type, e.Workload = AdmissionDenied, &ObjectRef{Kind: "Pod", Namespace: s, Name: "p"}
+		},
+		"admission reason": func(e *Event, s string) { e.Type, e.Reason = AdmissionDenied, s },
+		"policy":           func(e *Event, s string) { e.Policy = s },
+		"policy, restore failed": func(e *Event, s string) {
+			e.Type, e.Policy = PolicyRestoreFailed, s
+		},
+		"policy, dangling": func(e *Event, s string) { e.Type, e.Policy = DanglingReference, s },
+		"role name":        func(e *Event, s string) { e.Roles = []RoleRef{{Mount: "kubernetes", Name: s}} },
+		"role mount":       func(e *Event, s string) { e.Roles = []RoleRef{{Mount: s, Name: "r"}} },
+		"actor name":       func(e *Event, s string) { e.Actor.DisplayName = s },
+		"actor entity":     func(e *Event, s string) { e.Actor.EntityID = s },
+		"actor address":    func(e *Event, s string) { e.Actor.RemoteAddress = s },
+		"message":          func(e *Event, s string) { e.Message = "policy " + s + " & more" },
+		"error":            func(e *Event, s string) { e.Error = s },
+		"object":           func(e *Event, s string) { e.Type, e.Object = AuditDisabled, s },
+		"vault address":    func(e *Event, s string) { e.Vault = s },
+		"vault namespace":  func(e *Event, s string) { e.Namespace = s },
+		"event id":         func(e *Event, s string) { e.ID = s },
+		"blast radius": func(e *Event, s string) {
+			e.BlastRadius = &BlastRadius{Stores: []ObjectRef{{Kind: "SecretStore", Namespace: "prod", Name: s}},
+				ExternalSecrets: []ObjectRef{{Kind: "ExternalSecret", Namespace: s, Name: "x"}}, Workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: s}}}
+		},
+	} {
+		t.Run(field, func(t *testing.T) {
+			t.Parallel()
+			for _, evil := range evilStrings {
+				e := event(1)
+				e.ID = "id1"
+				set(&e, evil)
+				text := SlackMessage("prod-eu", []Event{e, event(2)}).Text
+				if strings.Contains(text, evil) {
+					t.Errorf("%q reaches Slack unescaped:\n%s", evil, text)
+				}
+				if strings.ContainsAny(text, "<>") {
+					t.Errorf("text contains < or >, which Slack parses as a control sequence:\n%s", text)
+				}
+				if bare := strings.NewReplacer("&amp;", "", "&lt;", "", "&gt;", "").Replace(text); strings.Contains(bare, "&") {
+					t.Errorf("text contains a bare &:\n%s", text)
+				}
+				escaped := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(evil)
+				if !strings.Contains(text, escaped) {
+					t.Errorf("the %s is not shown (want %q in the text):\n%s", field, escaped, text)
+				}
+			}
+		})
+	}
+	// The cluster name is a flag, but it is rendered too.
+	if text := SlackMessage("a<b>&c", []Event{event(1), event(2)}).Text; !strings.Contains(text, "a&lt;b&gt;&amp;c") {
+		t.Errorf("cluster not escaped:\n%s", text)
+	}
+}
+
+// TestSlackAdmissionEvents: a denial or warning in Slack says which workload, why, and what the
+// webhook said (shortened, keeping its start and the fix at its end), not "see the credchain logs".
+func TestSlackAdmissionEvents(t *testing.T) {
+	t.Parallel()
+	denial := `deployment prod/order-service: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T08:06:27Z; ESO's last warning (UpdateFailed): ` +
+		strings.Repeat("error processing spec.data[0] (key: order-service), err: Error making API request. Code: 403. ", 40) +
+		`; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`
+	for typ, want := range map[string][]string{
+		AdmissionDenied: {":no_entry: *admission.denied* — Deployment `prod/order-service`", "• *reason:* `not_synced`", "• *who:* admin (create)",
+			`secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred`, "force-sync=$(date +%s) --overwrite", " … "},
+		AdmissionWarned: {":warning: *admission.warned* — Deployment `prod/order-service`", "• *reason:* `not_synced`", "• *who:* admin (create)",
+			`secret "regcred-order-service"`, "force-sync=$(date +%s) --overwrite"},
+	} {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			e := Event{APIVersion: APIVersion, ID: "7e90b51ca4698b98e4c1b214ced6b721", Type: typ, Cluster: "prod-eu", Reason: "not_synced",
+				Actor:    &Actor{DisplayName: "admin", Operation: "create"},
+				Workload: &ObjectRef{Kind: "Deployment", Namespace: "prod", Name: "order-service"}, Message: denial}
+			text := SlackMessage("prod-eu", []Event{e}).Text
+			for _, w := range want {
+				if !strings.Contains(text, w) {
+					t.Errorf("text lacks %q:\n%s", w, text)
+				}
+			}
+			if strings.Contains(text, "see the credchain logs") {
+				t.Errorf("text still says \"see the credchain logs\":\n%s", text)
+			}
+			if n := utf8.RuneCountInString(text); n > 2000 {
+				t.Errorf("text is %d characters for one admission event; want the message shortened (≤ 2000 in all)", n)
+			}
+		})
+	}
+}
+
+// TestSlackErrorsHideWebhookURL: the webhook URL is a secret (anyone holding it can post to the
+// channel); a failed post's error, which the dispatcher logs, must not contain it.
+func TestSlackErrorsHideWebhookURL(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/services/T0/B0/s3cr3t-token"
+	srv.Close() // connection refused from here on
+	urlFile := filepath.Join(t.TempDir(), "slack-url")
+	if err := os.WriteFile(urlFile, []byte(url), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSlack(SlackConfig{WebhookURLFile: urlFile, MinInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sink.Send(t.Context(), event(1))
+	if err == nil {
+		t.Fatal("post to a closed server succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "/services/") {
+		t.Fatalf("error reveals the webhook URL: %v", err)
+	}
+}
+
+// TestSlackRejectedEventDoesNotBlock: Slack refuses (400) any message carrying one poisoned event;
+// the merged message is refused, so its events are retried one by one: the poisoned one is
+// dead-lettered and the rest, and everything after, are delivered.
+func TestSlackRejectedEventDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var delivered []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg slack.WebhookMessage
+		_ = json.NewDecoder(r.Body).Decode(&msg)
+		if strings.Contains(msg.Text, "poison") {
+			http.Error(w, "invalid_blocks", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, l := range strings.Split(msg.Text, "\n") {
+			if id, ok := strings.CutPrefix(l, "_credchain event "); ok {
+				delivered = append(delivered, strings.TrimSuffix(id, "_"))
+			}
+		}
+		mu.Unlock()
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	urlFile := filepath.Join(t.TempDir(), "slack-url")
+	if err := os.WriteFile(urlFile, []byte(srv.URL+"/services/T0/B0/x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSlack(SlackConfig{WebhookURLFile: urlFile, MinInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	d, err := NewDispatcher(db, testr.New(t), nil, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"ev-0", "ev-1", "ev-poison", "ev-3"} {
+		e := event(i)
+		e.ID = id
+		if err := d.Notify(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDispatcher(t, d)
+	waitFor(t, "the outbox drained past the rejected event", func() bool { return d.workers[0].outbox.Len() == 0 })
+	mu.Lock()
+	got := strings.Join(delivered, ",")
+	mu.Unlock()
+	if got != "ev-0,ev-1,ev-3" {
+		t.Errorf("delivered %s, want ev-0,ev-1,ev-3", got)
+	}
+	requireDeadLetters(t, d, "slack", map[string]string{"ev-poison": DeadRejected}, "400 Bad Request")
+}
+
+// TestSlackErrorClasses: which answers mean Slack refuses this message (rejected: the event is
+// dead-lettered) and which mean it takes none now (unavailable, Retry-After: retried, not counted).
+// A revoked webhook (401, 403, 404, 410) fails every message alike, so it is not the event's fault.
+func TestSlackErrorClasses(t *testing.T) {
+	t.Parallel()
+	type class int
+	const (
+		rejected class = iota
+		unavailable
+		retryAfter
+	)
+	for name, tc := range map[string]struct {
+		status     int
+		retryAfter string
+		want       class
+	}{
+		"400 invalid_payload":     {status: 400, want: rejected},
+		"413 too large":           {status: 413, want: rejected},
+		"422":                     {status: 422, want: rejected},
+		"429 with Retry-After":    {status: 429, retryAfter: "3", want: retryAfter},
+		"429 without Retry-After": {status: 429, want: unavailable},
+		"408":                     {status: 408, want: unavailable},
+		"401":                     {status: 401, want: unavailable},
+		"403 invalid_token":       {status: 403, want: unavailable},
+		"404 no_service":          {status: 404, want: unavailable},
+		"410 channel_is_archived": {status: 410, want: unavailable},
+		"500":                     {status: 500, want: unavailable},
+		"503":                     {status: 503, want: unavailable},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(tc.status)
+			}))
+			defer srv.Close()
+			urlFile := filepath.Join(t.TempDir(), "slack-url")
+			if err := os.WriteFile(urlFile, []byte(srv.URL+"/services/T0/B0/x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sink, err := NewSlack(SlackConfig{WebhookURLFile: urlFile, MinInterval: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sink.Send(t.Context(), event(1))
+			var ra *RetryAfterError
+			got := map[bool]class{true: rejected}[errors.Is(err, ErrRejected)]
+			switch {
+			case errors.As(err, &ra):
+				got = retryAfter
+			case errors.Is(err, ErrUnavailable):
+				got = unavailable
+			case !errors.Is(err, ErrRejected):
+				t.Fatalf("Send() = %v: neither rejected, unavailable nor retry-after", err)
+			}
+			if got != tc.want {
+				t.Errorf("Send() = %v: class %d, want %d", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSlackMessagesFitSlack: a burst of long events is split over messages that each stay under
+// Slack's 40,000-character limit (slackMaxText), every event delivered once.
+func TestSlackMessagesFitSlack(t *testing.T) {
+	t.Parallel()
+	standIn := &slackStandIn{}
+	srv := httptest.NewServer(standIn)
+	defer srv.Close()
+	urlFile := filepath.Join(t.TempDir(), "slack-url")
+	if err := os.WriteFile(urlFile, []byte(srv.URL+"/services/T0/B0/x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSlack(SlackConfig{WebhookURLFile: urlFile, MinInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	d, err := NewDispatcher(db, testr.New(t), nil, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := strings.Repeat("<&>", 2000)
+	for i := range 20 {
+		e := event(i)
+		e.ID = fmt.Sprintf("ev-%02d", i)
+		e.Policy, e.Object, e.Vault, e.Message, e.Error = worst, worst, worst, worst, worst
+		e.Actor.DisplayName = worst
+		e.Roles = []RoleRef{{Mount: worst, Name: worst}, {Mount: "k", Name: worst}}
+		e.BlastRadius = &BlastRadius{Stores: []ObjectRef{{Kind: worst, Name: worst}}, ExternalSecrets: []ObjectRef{{Kind: "ExternalSecret", Namespace: worst, Name: worst}},
+			Workloads: []ObjectRef{{Kind: "Deployment", Namespace: worst, Name: worst}}}
+		if err := d.Notify(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDispatcher(t, d)
+	waitFor(t, "the outbox drained", func() bool { return d.workers[0].outbox.Len() == 0 })
+	seen := map[string]int{}
+	reqs := standIn.all()
+	for _, r := range reqs {
+		if n := utf8.RuneCountInString(r.msg.Text); n > 40000 || len(r.msg.Text) > slackMaxText {
+			t.Errorf("message of %d characters, %d bytes; Slack truncates past 40,000 characters", n, len(r.msg.Text))
+		}
+		for i := range 20 {
+			seen[fmt.Sprintf("ev-%02d", i)] += strings.Count(r.msg.Text, fmt.Sprintf("credchain event ev-%02d_", i))
+		}
+	}
+	for i := range 20 {
+		if id := fmt.Sprintf("ev-%02d", i); seen[id] != 1 {
+			t.Errorf("event %s delivered %d times", id, seen[id])
+		}
+	}
+	if len(reqs) < 2 || len(reqs) > 20 {
+		t.Errorf("%d messages for 20 long events, want them merged, several per message", len(reqs))
 	}
 }
