@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -84,17 +85,23 @@ func Cap(e Event) Event {
 			Workloads:       c.refs("blastRadius.workloads", br.Workloads),
 		}
 	}
-	if len(c.cut) == 0 {
-		return e // the common case: nothing was cut, so nothing to measure
+	if len(c.cut) == 0 && 6*c.bytes+64*c.fields <= MaxEventBytes {
+		return e // the common case: nothing cut, and the event cannot encode to more than the cap
 	}
-	e.Truncated = append(slices.Clone(e.Truncated), c.cut...)
+	truncated := slices.Clone(e.Truncated)
+	for _, f := range c.cut {
+		if !slices.Contains(truncated, f) {
+			truncated = append(truncated, f)
+		}
+	}
+	e.Truncated = truncated
 	fitEncoded(&e)
 	return e
 }
 
 // fitEncoded shortens e's lists, longest first, then drops actor metadata, until its JSON encoding
-// fits MaxEventBytes. Only events cut by Cap's field caps get here, and only pathological ones
-// (thousands of blast-radius entries of escaped characters) loop.
+// fits MaxEventBytes. Only events with fields cut or long strings get here, and only pathological
+// ones (hundreds of list entries of names in escaped characters) loop.
 func fitEncoded(e *Event) {
 	mark := func(f string) {
 		if !slices.Contains(e.Truncated, f) {
@@ -136,8 +143,13 @@ func fitEncoded(e *Event) {
 	}
 }
 
-// capper applies the caps and remembers which fields it cut (each once).
-type capper struct{ cut []string }
+// capper applies the caps and remembers which fields it cut (each once). bytes and fields are the
+// strings' total length and number, so that 6*bytes + 64*fields (every byte escaped six-fold, a key
+// and punctuation per string) bounds the encoding without encoding.
+type capper struct {
+	cut           []string
+	bytes, fields int
+}
 
 func (c *capper) mark(field string) {
 	if !slices.Contains(c.cut, field) {
@@ -146,11 +158,15 @@ func (c *capper) mark(field string) {
 }
 
 func (c *capper) str(field, s string, max int) string {
-	if len(s) <= max {
-		return s
+	c.fields++
+	if len(s) <= max || len(s) <= max+len(Ellipsis) && strings.HasSuffix(s, Ellipsis) {
+		c.bytes += len(s)
+		return s // within its cap, or capped already: Cap(Cap(e)) is Cap(e)
 	}
 	c.mark(field)
-	return truncate(s, max)
+	s = truncate(s, max)
+	c.bytes += len(s)
+	return s
 }
 
 func (c *capper) ref(field string, r ObjectRef) ObjectRef {

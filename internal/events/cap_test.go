@@ -103,7 +103,17 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 			Workload: &ObjectRef{Kind: huge, Namespace: huge, Name: huge}, Reason: huge, Action: huge,
 			SnapshotFrom: &Provenance{Source: huge, Writer: a}, Message: huge, Error: huge}
 	}
+	atCaps := func(s string) Event { // every string exactly at its cap: nothing to cut, yet 1.8 MB encoded
+		name, path, msg := strings.Repeat(s, MaxNameBytes), strings.Repeat(s, MaxPathBytes), strings.Repeat(s, MaxMessageBytes)
+		refs := make([]ObjectRef, MaxListEntries)
+		for i := range refs {
+			refs[i] = ObjectRef{Kind: name, Namespace: name, Name: name}
+		}
+		return Event{ID: name, Type: name, Policy: name, Vault: path, Message: msg, Error: msg, Workload: &ObjectRef{Name: name},
+			BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs}}
+	}
 	for name, e := range map[string]Event{
+		"at the caps, html characters":      atCaps("<"),
 		"control characters (\\u0000 each)": fill("\x00"),
 		"html characters (\\u003c each)":    fill("<"),
 		"invalid UTF-8 (\\ufffd each)":      fill("\xff"),
@@ -124,6 +134,10 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 				if cut := strings.TrimSuffix(s, Ellipsis); !strings.HasPrefix(e.Message, cut) || !utf8.ValidString(cut) && utf8.ValidString(e.Message) {
 					t.Errorf("%s: %q is not a prefix of the original cut on a rune boundary", field, tail(s))
 				}
+			}
+			again, _ := json.Marshal(Cap(c))
+			if !bytes.Equal(again, b) {
+				t.Error("Cap(Cap(e)) differs from Cap(e)")
 			}
 			if len(c.Truncated) == 0 || !bytes.Contains(b, []byte(`"truncated":[`)) {
 				t.Errorf("truncated = %v, want the cut fields listed", c.Truncated)
