@@ -49,6 +49,8 @@ func benchCluster(b *testing.B, n int) *IndexLookup {
 		ns := fmt.Sprintf("team-%d", i%25)
 		e := &ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("es-%d", i), CreationTimestamp: created}}
 		e.Spec.Target.Name = fmt.Sprintf("regcred-%d", i)
+		e.Spec.Target.Template = &ExternalSecretTemplate{Type: SecretTypeDockerConfigJSON}
+		e.Status.Binding.Name = e.Spec.Target.Name
 		e.Spec.RefreshInterval = &metav1.Duration{Duration: time.Hour}
 		e.Status.RefreshTime = metav1.Now()
 		e.Status.Conditions = []ExternalSecretCondition{{Type: "Ready", Status: "True", Reason: "SecretSynced", LastTransitionTime: created}}
@@ -186,7 +188,7 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})
 	// The production decorator chain: events outside metrics outside the handler.
 	em := &EventEmitter{Notifier: events.NotifierFunc(func(context.Context, events.Event) error { return nil })}
-	srv.Register("/validate", &admission.Webhook{Handler: WithEvents(em, WithMetrics(NewMetrics(nil), h))})
+	srv.Register("/validate", &admission.Webhook{Handler: AsHandler(WithEvents(em, WithMetrics(NewMetrics(nil), h.Review)))})
 	srv.Register("/noop", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Allowed("")
 	})})

@@ -54,6 +54,11 @@ const (
 	ReasonBadRequest    Reason = "bad_request"
 	ReasonNotReady      Reason = "caches_not_synced"
 	ReasonControlled    Reason = "created_by_controller"
+	ReasonNotBackedYet  Reason = "not_backed_yet"
+	ReasonFailingGrace  Reason = "failing_in_grace"
+	ReasonNotPullable   Reason = "not_docker_secret"
+	ReasonNeverWritten  Reason = "never_written"
+	ReasonSuspended     Reason = "suspended"
 )
 
 // Reasons of ESO's Ready condition (v0.16.2 apis/externalsecrets/v1) that come with Status=True
@@ -83,8 +88,14 @@ type Policy struct {
 	// GracePeriod is how long an ExternalSecret without a Ready condition is given before it denies.
 	GracePeriod time.Duration
 	// StaleFactor: a Ready ExternalSecret whose refreshTime is older than StaleFactor×refreshInterval
-	// is admitted with a warning.
+	// is admitted with a warning; zero or negative disables the warning.
 	StaleFactor int
+	// FailingGrace: a Ready=False ExternalSecret whose last good sync (refreshTime) is younger than
+	// this is admitted with a warning, because ESO keeps the last Secret it wrote. Zero denies at once.
+	FailingGrace time.Duration
+	// NonDockerSecrets is what to do with a pull secret whose ExternalSecret writes a Secret of a type
+	// the kubelet ignores for pulls (Opaque, say): UnmanagedWarn (the default) or UnmanagedDeny.
+	NonDockerSecrets UnmanagedPolicy
 }
 
 // Decision is the outcome of a review: Denials non-empty means denied (in enforce mode).
@@ -100,20 +111,33 @@ type Decider struct {
 	Policy Policy
 }
 
-// Decide checks every pull secret the pods will carry: the pod spec's own imagePullSecrets and those
-// inherited from its ServiceAccount (which Kubernetes copies into a pod that names none). All
-// problems are reported at once so one `kubectl apply` shows everything to fix.
+// Decide checks every pull secret the pods will carry as a change that keeps them all: each one
+// must already be backed. DecideChange is the decision for an admission review.
 func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision {
+	return d.DecideChange(namespace, refs, &refs, now)
+}
+
+// DecideChange checks every pull secret the pods will carry: the pod spec's own imagePullSecrets
+// and, for a pod template, those inherited from its ServiceAccount (which Kubernetes copies into a
+// pod that names none). All problems are reported at once so one `kubectl apply` shows everything
+// to fix.
+//
+// old is the object before an UPDATE, nil for a CREATE. A pull secret that no ExternalSecret writes
+// and that old did not use yet is admitted with a warning (see unmanaged): Helm, kustomize and
+// `kubectl apply -f dir/` all write the Deployment before its ExternalSecret, and a denial there
+// never converges. The next change of the pod template enforces it as usual.
+func (d *Decider) DecideChange(namespace string, refs PodRefs, old *PodRefs, now time.Time) Decision {
 	dec := Decision{Reason: ReasonNoPullSecrets}
+	c := change{d: d, ns: namespace, old: old}
 	for i, name := range refs.ImagePullSecrets {
 		if name == "" {
 			continue // the kubelet ignores an empty reference; nothing can be pulled with it
 		}
-		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, now)
+		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, &c, now)
 	}
-	if len(refs.ImagePullSecrets) > 0 {
+	if len(refs.ImagePullSecrets) > 0 || !refs.InheritsServiceAccount() {
 		// The ServiceAccount admission plugin copies the account's pull secrets only into pods
-		// that name none: a template with its own list never pulls with the account's.
+		// that name none, and it has already run for a Pod: only a template inherits them.
 		return dec
 	}
 	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
@@ -121,9 +145,39 @@ func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision
 		if name == "" {
 			continue
 		}
-		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, now)
+		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, &c, now)
 	}
 	return dec
+}
+
+// change answers whether a pull secret is new in this review. It is consulted only for a secret no
+// ExternalSecret writes, so the healthy path never computes the old object's pull secrets.
+type change struct {
+	d    *Decider
+	ns   string
+	old  *PodRefs
+	prev []string // old's pull secrets, computed on first use
+	done bool
+}
+
+func (c *change) isNew(secret string) bool {
+	if c.old == nil {
+		return true
+	}
+	if !c.done {
+		c.prev, c.done = c.d.pullSecrets(c.ns, *c.old), true
+	}
+	return !slices.Contains(c.prev, secret)
+}
+
+// pullSecrets is the list of pull secrets pods made from refs carry: their own, else (for a
+// template) their ServiceAccount's as the cache holds it now.
+func (d *Decider) pullSecrets(ns string, refs PodRefs) []string {
+	if len(refs.ImagePullSecrets) > 0 || !refs.InheritsServiceAccount() {
+		return refs.ImagePullSecrets
+	}
+	s, _ := d.Lookup.ServiceAccountPullSecrets(ns, refs.ServiceAccountName)
+	return s
 }
 
 // ref says where a pull secret came from. The field path and wording are only built when a problem
@@ -148,7 +202,7 @@ func (r ref) via() string {
 	return fmt.Sprintf("serviceaccount %q imagePullSecrets[%d] (inherited by pods that name no pull secret): ", r.serviceAccount, r.index)
 }
 
-func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) {
+func (d *Decider) check(dec *Decision, ns, secret string, r ref, c *change, now time.Time) {
 	claims := d.Lookup.ExternalSecretsFor(ns, secret)
 	writers := claims
 	for _, es := range claims {
@@ -158,33 +212,55 @@ func (d *Decider) check(dec *Decision, ns, secret string, r ref, now time.Time) 
 		}
 	}
 	if len(writers) == 0 {
-		d.unmanaged(dec, ns, secret, r, claims)
+		d.unmanaged(dec, ns, secret, r, claims, c.isNew(secret))
 		return
 	}
 	if len(writers) > 1 {
-		// Several ExternalSecrets may write one Secret when all but one merge their keys into it
-		// (creationPolicy Merge); two that each own it overwrite each other.
-		owning := 0
-		for _, es := range writers {
-			if es.Spec.Target.CreationPolicy != CreationMerge {
-				owning++
-			}
-		}
-		if owning > 1 {
-			names := make([]string, len(writers))
-			for i, es := range writers {
-				names[i] = es.Namespace + "/" + es.Name
-			}
-			slices.Sort(names) // the index returns them in map order
-			dec.deny(ReasonAmbiguous, field.Forbidden(r.path(), fmt.Sprintf(
-				"%ssecret %q is claimed by %d ExternalSecrets (%s), whose writes overwrite each other; keep one (or set creationPolicy: Merge on the others) and delete the others",
-				r.via(), secret, len(writers), strings.Join(names, ", "))))
+		if msg := conflict(writers); msg != "" {
+			dec.deny(ReasonAmbiguous, field.Forbidden(r.path(), r.via()+fmt.Sprintf("secret %q %s", secret, msg)))
 			return
 		}
 	}
 	for _, es := range writers {
 		d.checkOne(dec, ns, secret, es, r, now)
 	}
+}
+
+// conflict explains why several ExternalSecrets cannot all write one Secret, or returns "" when
+// they can. ESO v0.16.2 refuses to write a Secret another ExternalSecret controls ("target is owned
+// by another ExternalSecret"), so an Owner (the default policy) tolerates no other writer; two that
+// create without owning (Orphan) do overwrite each other; Merge writers may share a Secret with at
+// most one Orphan creator, and each is then checked on its own.
+func conflict(writers []*ExternalSecret) string {
+	var owners, orphans []string
+	names := make([]string, len(writers))
+	for i, es := range writers {
+		names[i] = es.Namespace + "/" + es.Name
+		switch {
+		case es.Owns():
+			owners = append(owners, names[i])
+		case es.Spec.Target.CreationPolicy == CreationOrphan:
+			orphans = append(orphans, names[i])
+		}
+	}
+	slices.Sort(names) // the index returns them in map order
+	slices.Sort(owners)
+	claimed := fmt.Sprintf("is claimed by %d ExternalSecrets (%s)", len(writers), strings.Join(names, ", "))
+	switch {
+	case len(owners) > 0:
+		return fmt.Sprintf("%s, and %s creationPolicy Owner: ESO lets only the ExternalSecret that controls the Secret write it and fails the others with \"target is owned by another ExternalSecret\"; keep one writer (delete the others or point them at their own Secrets)",
+			claimed, ownersPhrase(owners))
+	case len(orphans) > 1:
+		return claimed + ", and " + strconv.Itoa(len(orphans)) + " of them create it with creationPolicy Orphan, so each sync overwrites the other's data; keep one creator and make the others creationPolicy Merge"
+	}
+	return ""
+}
+
+func ownersPhrase(owners []string) string {
+	if len(owners) == 1 {
+		return owners[0] + " has"
+	}
+	return strings.Join(owners, ", ") + " have"
 }
 
 // writing returns the claims that write their Secret (see ExternalSecret.Writes).
@@ -223,6 +299,19 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 		dec.deny(ReasonPending, field.Forbidden(path, fmt.Sprintf(
 			"%ssecret %q comes from ExternalSecret %s/%s, which %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
 			via, secret, ns, es.Name, state, d.Policy.GracePeriod, es.Spec.SecretStoreRef.Name, es.Name, ns)))
+	case ready.Status != "True" && es.NeverSynced() && now.Sub(es.CreationTimestamp.Time) < d.Policy.GracePeriod:
+		// ESO reports Ready=False while its store is still being validated (the flood gate, on by
+		// default): a young ExternalSecret that never synced has no verdict yet.
+		age := now.Sub(es.CreationTimestamp.Time)
+		dec.warn(ReasonPendingGrace, fmt.Sprintf(
+			"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (Ready=%s, %s, %s after creation, grace period %s); pods may fail to pull until it does",
+			r.path(), r.via(), secret, ns, es.Name, ready.Status, ready.Reason, age.Round(time.Second), d.Policy.GracePeriod))
+	case ready.Status != "True" && d.Policy.FailingGrace > 0 && !es.Status.RefreshTime.IsZero() && now.Sub(es.Status.RefreshTime.Time) < d.Policy.FailingGrace:
+		// ESO keeps the Secret it last wrote when a refresh fails: within --failing-grace of that
+		// sync the credential is probably still good.
+		dec.warn(ReasonFailingGrace, fmt.Sprintf(
+			"%s: %ssecret %q comes from ExternalSecret %s/%s, which is failing (Ready=%s, %s) but last synced at %s, within --failing-grace %s; the Secret still holds that credential until it expires: kubectl describe externalsecret %s -n %s",
+			r.path(), r.via(), secret, ns, es.Name, ready.Status, ready.Reason, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.FailingGrace, es.Name, ns))
 	case ready.Status != "True":
 		path, via := r.path(), r.via()
 		detail := "Ready=" + ready.Status
@@ -254,7 +343,17 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
 			"%ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True but %s (%s: %s); pods would fail to pull: kubectl describe externalsecret %s -n %s",
 			via, secret, ns, es.Name, why, ready.Reason, oneLine(ready.Message, 300), es.Name, ns)))
+	case es.Status.Binding.Name == "":
+		// ESO sets status.binding whenever it writes the Secret; Ready=True without it is a first
+		// sync that returned no data under deletionPolicy Retain: nothing was ever written.
+		dec.warn(ReasonNeverWritten, fmt.Sprintf(
+			"%s: %ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True (%s) but has never written a Secret (status.binding is empty: the provider returned no data); pods may fail to pull: kubectl describe externalsecret %s -n %s",
+			r.path(), r.via(), secret, ns, es.Name, ready.Reason, es.Name, ns))
 	default:
+		if t := es.SecretType(); t != "" && t != SecretTypeDockerConfigJSON && t != SecretTypeDockercfg {
+			d.notPullable(dec, ns, secret, es, t, r)
+			return
+		}
 		if dec.Reason == ReasonNoPullSecrets {
 			dec.Reason = ReasonSynced
 		}
@@ -271,21 +370,47 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 	}
 }
 
+// notPullable reports a Secret the kubelet will not read as registry credentials.
+func (d *Decider) notPullable(dec *Decision, ns, secret string, es *ExternalSecret, typ string, r ref) {
+	msg := fmt.Sprintf("%ssecret %q comes from ExternalSecret %s/%s, which writes a Secret of type %s; the kubelet only pulls with %s or %s Secrets: set spec.target.template.type: %s",
+		r.via(), secret, ns, es.Name, typ, SecretTypeDockerConfigJSON, SecretTypeDockercfg, SecretTypeDockerConfigJSON)
+	if d.Policy.NonDockerSecrets == UnmanagedDeny {
+		dec.deny(ReasonNotPullable, field.Forbidden(r.path(), msg))
+		return
+	}
+	dec.warn(ReasonNotPullable, r.path().String()+": "+msg)
+}
+
 // unmanaged handles a Secret no ExternalSecret writes; claims are those that name it but do not
-// write it (creationPolicy None, or being deleted).
-func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref, claims []*ExternalSecret) {
+// write it (creationPolicy None, being deleted, a non-Secret target). isNew says the object did not
+// use this secret before (a CREATE, or an UPDATE that adds it).
+//
+// What is decided when, under --unmanaged-secrets=deny: a new reference is admitted with a warning
+// (its ExternalSecret is often applied right after the workload); any later change of the pod
+// template that keeps it is denied unless an ExternalSecret writes it by then. warn always warns,
+// allow always allows.
+func (d *Decider) unmanaged(dec *Decision, ns, secret string, r ref, claims []*ExternalSecret, isNew bool) {
 	if d.Policy.Unmanaged == UnmanagedAllow {
 		if dec.Reason == ReasonNoPullSecrets {
 			dec.Reason = ReasonSynced
 		}
 		return
 	}
+	if isNew && d.Policy.Unmanaged == UnmanagedDeny {
+		dec.warn(ReasonNotBackedYet, fmt.Sprintf(
+			"%s: %ssecret %q is not written by any ExternalSecret in namespace %s yet; admitted because this change adds it, but the next change of the pod template is denied unless an ExternalSecret with spec.target.name: %s writes it",
+			r.path(), r.via(), secret, ns, secret))
+		return
+	}
 	path, via := r.path(), r.via()
 	var notes []string
 	for _, es := range claims {
-		if es.DeletionTimestamp != nil {
+		switch {
+		case es.DeletionTimestamp != nil:
 			notes = append(notes, fmt.Sprintf("ExternalSecret %s/%s is being deleted", es.Namespace, es.Name))
-		} else {
+		case es.Spec.Target.Manifest != nil:
+			notes = append(notes, fmt.Sprintf("ExternalSecret %s/%s writes a %s, not a Secret", es.Namespace, es.Name, es.Spec.Target.Manifest.Kind))
+		default:
 			notes = append(notes, fmt.Sprintf("ExternalSecret %s/%s has creationPolicy None", es.Namespace, es.Name))
 		}
 	}

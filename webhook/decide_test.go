@@ -37,10 +37,12 @@ func newES(name, target string, created time.Time, ready *ExternalSecretConditio
 	es := &ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: name, CreationTimestamp: metav1.NewTime(created)}}
 	es.Spec.Target.Name = target
 	es.Spec.SecretStoreRef.Name = "vault"
+	es.Spec.Target.Template = &ExternalSecretTemplate{Type: SecretTypeDockerConfigJSON}
 	es.Spec.RefreshInterval = &metav1.Duration{Duration: time.Hour}
 	if ready != nil {
 		es.Status.Conditions = []ExternalSecretCondition{*ready}
 		es.Status.RefreshTime = metav1.NewTime(testNow.Add(-10 * time.Minute))
+		es.Status.Binding.Name = es.TargetName() // ESO binds the Secret it wrote
 	}
 	return es
 }
@@ -68,6 +70,30 @@ func TestDecide(t *testing.T) {
 	none.Spec.Target.CreationPolicy = CreationNone
 	terminating := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
 	terminating.DeletionTimestamp = ptr.To(metav1.NewTime(testNow.Add(-time.Minute)))
+	orphan := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	orphan.Spec.Target.CreationPolicy = CreationOrphan
+	orphan2 := newES("legacy-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	orphan2.Spec.Target.CreationPolicy = CreationOrphan
+	docker := func(es *ExternalSecret, typ string) *ExternalSecret {
+		c := es.DeepCopy()
+		c.Spec.Target.Template = &ExternalSecretTemplate{Type: typ}
+		return c
+	}
+	// Never synced: Ready=False from the store's validation, no refresh time, no binding.
+	neverSynced := func(age time.Duration) *ExternalSecret {
+		e := newES("order-service-regcred", "regcred-order-service", testNow.Add(-age), readyCond("False", "SecretSyncedError", "could not get provider client"))
+		e.Status.RefreshTime, e.Status.Binding.Name = metav1.Time{}, ""
+		return e
+	}
+	failingSince := func(lastSync time.Duration) *ExternalSecret {
+		e := failing.DeepCopy()
+		e.Status.RefreshTime = metav1.NewTime(testNow.Add(-lastSync))
+		return e
+	}
+	neverWritten := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", "secret synced"))
+	neverWritten.Status.Binding.Name = ""
+	toConfigMap := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
+	toConfigMap.Spec.Target.Manifest = &ExternalSecretManifest{APIVersion: "v1", Kind: "ConfigMap"}
 	merged := newES("extra-keys", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
 	merged.Spec.Target.CreationPolicy = CreationMerge
 	mergeFailing := newES("extra-keys", "regcred-order-service", day, readyCond("False", "SecretSyncedError", "could not get secret data from provider"))
@@ -83,6 +109,9 @@ func TestDecide(t *testing.T) {
 		sa        map[string][]string
 		events    map[string][2]string
 		unmanaged UnmanagedPolicy
+		policy    func(*Policy)
+		create    bool     // decide as a CREATE (every pull secret is new)
+		old       *PodRefs // decide as an UPDATE from old; neither: an UPDATE keeping every pull secret
 		refs      PodRefs
 		reason    Reason
 		denials   []string // exact field error strings
@@ -163,11 +192,118 @@ func TestDecide(t *testing.T) {
 			refs:      PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
 			reason:    ReasonSynced,
 		},
-		"two ExternalSecrets claiming one secret are denied": {
+		"two owners of one secret are denied: ESO fails the second": {
 			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, other}},
 			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason:  ReasonAmbiguous,
-			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/legacy-regcred, prod/order-service-regcred), whose writes overwrite each other; keep one (or set creationPolicy: Merge on the others) and delete the others`},
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/legacy-regcred, prod/order-service-regcred), and prod/legacy-regcred, prod/order-service-regcred have creationPolicy Owner: ESO lets only the ExternalSecret that controls the Secret write it and fails the others with "target is owned by another ExternalSecret"; keep one writer (delete the others or point them at their own Secrets)`},
+		},
+		"two Orphan creators overwrite each other": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {orphan, orphan2}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonAmbiguous,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/legacy-regcred, prod/order-service-regcred), and 2 of them create it with creationPolicy Orphan, so each sync overwrites the other's data; keep one creator and make the others creationPolicy Merge`},
+		},
+		"create: a secret no ExternalSecret writes yet is admitted with a warning": {
+			create:   true,
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonNotBackedYet,
+			warnings: []string{`spec.template.spec.imagePullSecrets[0]: secret "regcred-order-service" is not written by any ExternalSecret in namespace prod yet; admitted because this change adds it, but the next change of the pod template is denied unless an ExternalSecret with spec.target.name: regcred-order-service writes it`},
+		},
+		"update adding an unbacked secret warns": {
+			old:      &PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"ok"}, ServiceAccountName: "default"},
+			es:       map[string][]*ExternalSecret{"prod/ok": {synced}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"ok", "new"}, ServiceAccountName: "default"},
+			reason:   ReasonNotBackedYet,
+			warnings: []string{`secret "new" is not written by any ExternalSecret in namespace prod yet`},
+		},
+		"update keeping an unbacked secret is denied": {
+			old:     &PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: handmade, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"update keeping an inherited unbacked secret is denied": {
+			sa:      map[string][]string{"prod/builder": {"handmade"}},
+			old:     &PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "builder"},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "builder"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "handmade" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: handmade, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"create with --unmanaged-secrets=warn still warns as unmanaged": {
+			create: true, unmanaged: UnmanagedWarn,
+			refs:     PodRefs{SpecPath: "spec", ImagePullSecrets: []string{"handmade"}, ServiceAccountName: "default"},
+			reason:   ReasonUnmanaged,
+			warnings: []string{`secret "handmade" is not written by any ExternalSecret`},
+		},
+		"a young ExternalSecret that never synced is Ready=False: no verdict yet": {
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {neverSynced(3 * time.Second)}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonPendingGrace,
+			warnings: []string{`secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which has not synced yet (Ready=False, SecretSyncedError, 3s after creation, grace period 2m0s)`},
+		},
+		"never synced and past the grace period is denied": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {neverSynced(5 * time.Minute)}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get provider client) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"grace period 0: a young never-synced ExternalSecret is denied": {
+			policy:  func(p *Policy) { p.GracePeriod = 0 },
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {neverSynced(3 * time.Second)}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get provider client) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"failing within --failing-grace of its last sync warns": {
+			policy:   func(p *Policy) { p.FailingGrace = time.Hour },
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {failingSince(20 * time.Minute)}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonFailingGrace,
+			warnings: []string{`which is failing (Ready=False, SecretSyncedError) but last synced at 2026-11-27T10:10:00Z, within --failing-grace 1h0m0s; the Secret still holds that credential until it expires`},
+		},
+		"failing past --failing-grace is denied": {
+			policy:  func(p *Policy) { p.FailingGrace = time.Hour },
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {failingSince(2 * time.Hour)}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotSynced,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite`},
+		},
+		"an Opaque target is no pull secret: warned": {
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {docker(synced, "Opaque")}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonNotPullable,
+			warnings: []string{`spec.template.spec.imagePullSecrets[0]: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which writes a Secret of type Opaque; the kubelet only pulls with kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg Secrets: set spec.target.template.type: kubernetes.io/dockerconfigjson`},
+		},
+		"an Opaque target is denied under --non-docker-secrets=deny": {
+			policy:  func(p *Policy) { p.NonDockerSecrets = UnmanagedDeny },
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {docker(synced, "Opaque")}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonNotPullable,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which writes a Secret of type Opaque; the kubelet only pulls with kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg Secrets: set spec.target.template.type: kubernetes.io/dockerconfigjson`},
+		},
+		"a dockercfg template is a pull secret": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {docker(synced, SecretTypeDockercfg)}},
+			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason: ReasonSynced,
+		},
+		"Ready=True but never written (deletionPolicy Retain, empty first sync) warns": {
+			es:       map[string][]*ExternalSecret{"prod/regcred-order-service": {neverWritten}},
+			refs:     PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:   ReasonNeverWritten,
+			warnings: []string{`which reports Ready=True (SecretSynced) but has never written a Secret (status.binding is empty: the provider returned no data)`},
+		},
+		"a non-Secret target (spec.target.manifest) backs no Secret": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {toConfigMap}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonUnmanaged,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is not written by any ExternalSecret in namespace prod (ExternalSecret prod/order-service-regcred writes a ConfigMap, not a Secret); pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-order-service, or label the namespace credchain.io/enforcement=warn`},
+		},
+		"a Pod does not inherit at admission: its ServiceAccount's broken secret is not checked": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {failing}},
+			sa:     map[string][]string{"prod/builder": {"regcred-order-service"}},
+			refs:   PodRefs{SpecPath: "spec", Kind: "Pod", ServiceAccountName: "builder"},
+			reason: ReasonNoPullSecrets,
 		},
 		"Ready=True but the Secret was deleted (deletionPolicy Delete)": {
 			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {deleted}},
@@ -193,13 +329,19 @@ func TestDecide(t *testing.T) {
 			reason:  ReasonUnmanaged,
 			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is not written by any ExternalSecret in namespace prod (ExternalSecret prod/order-service-regcred is being deleted); pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-order-service, or label the namespace credchain.io/enforcement=warn`},
 		},
-		"one owner and one Merge writer, both synced": {
-			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, merged}},
+		"one Orphan creator and one Merge writer, both synced": {
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {orphan, merged}},
 			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason: ReasonSynced,
 		},
-		"one owner synced, its Merge writer failing": {
-			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, mergeFailing}},
+		"an Owner and a Merge writer: ESO fails the Merge": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {synced, merged}},
+			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
+			reason:  ReasonAmbiguous,
+			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" is claimed by 2 ExternalSecrets (prod/extra-keys, prod/order-service-regcred), and prod/order-service-regcred has creationPolicy Owner: ESO lets only the ExternalSecret that controls the Secret write it and fails the others with "target is owned by another ExternalSecret"; keep one writer (delete the others or point them at their own Secrets)`},
+		},
+		"one Orphan creator synced, its Merge writer failing": {
+			es:      map[string][]*ExternalSecret{"prod/regcred-order-service": {orphan, mergeFailing}},
 			refs:    PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason:  ReasonNotSynced,
 			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/extra-keys, which is not synced (Ready=False, SecretSyncedError: could not get secret data from provider) since 2026-11-27T10:02:11Z; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret extra-keys -n prod force-sync=$(date +%s) --overwrite`},
@@ -248,7 +390,18 @@ func TestDecide(t *testing.T) {
 				Lookup: &fakeLookup{es: tc.es, sa: tc.sa, events: tc.events},
 				Policy: Policy{Unmanaged: tc.unmanaged, GracePeriod: 2 * time.Minute, StaleFactor: 3},
 			}
-			got := d.Decide("prod", tc.refs, testNow)
+			if tc.policy != nil {
+				tc.policy(&d.Policy)
+			}
+			var got Decision
+			switch {
+			case tc.create:
+				got = d.DecideChange("prod", tc.refs, nil, testNow)
+			case tc.old != nil:
+				got = d.DecideChange("prod", tc.refs, tc.old, testNow)
+			default:
+				got = d.Decide("prod", tc.refs, testNow)
+			}
 			if got.Reason != tc.reason {
 				t.Errorf("reason = %q, want %q", got.Reason, tc.reason)
 			}

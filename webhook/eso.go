@@ -32,17 +32,37 @@ type ExternalSecretSpec struct {
 	// RefreshPolicy is Periodic (the default, every RefreshInterval), CreatedOnce or OnChange (ESO
 	// ≥ 0.16): only a periodic ExternalSecret's refreshTime says how fresh its credential is.
 	RefreshPolicy string `json:"refreshPolicy,omitempty"`
-	Target        struct {
-		// Name of the Secret ESO writes; empty means the ExternalSecret's own name.
-		Name string `json:"name,omitempty"`
-		// CreationPolicy: Owner (default) and Orphan create and own the Secret; Merge writes its
-		// keys into a Secret that must already exist; None writes nothing.
-		CreationPolicy string `json:"creationPolicy,omitempty"`
-	} `json:"target,omitempty"`
+	Target        ExternalSecretTarget `json:"target,omitempty"`
 	SecretStoreRef struct {
 		Name string `json:"name,omitempty"`
 		Kind string `json:"kind,omitempty"`
 	} `json:"secretStoreRef,omitempty"`
+}
+
+// ExternalSecretTarget is spec.target: which Secret ESO writes, and how.
+type ExternalSecretTarget struct {
+	// Name of the Secret ESO writes; empty means the ExternalSecret's own name.
+	Name string `json:"name,omitempty"`
+	// CreationPolicy: Owner (default) creates the Secret and sets itself as its controller; Orphan
+	// creates it without an owner; Merge writes its keys into a Secret that must already exist;
+	// CreateOrMerge (newer ESO) creates or merges without owning; None writes nothing.
+	CreationPolicy string `json:"creationPolicy,omitempty"`
+	// Template, when set, shapes the Secret; its type is what makes a Secret usable as a pull secret.
+	Template *ExternalSecretTemplate `json:"template,omitempty"`
+	// Manifest (newer ESO) makes the target a resource of another kind: then no Secret is written.
+	Manifest *ExternalSecretManifest `json:"manifest,omitempty"`
+}
+
+// ExternalSecretTemplate is the part of spec.target.template the decision reads.
+type ExternalSecretTemplate struct {
+	// Type is the Secret's type; empty means Opaque for a Secret ESO creates.
+	Type string `json:"type,omitempty"`
+}
+
+// ExternalSecretManifest is spec.target.manifest: a non-Secret target.
+type ExternalSecretManifest struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
 }
 
 // ExternalSecretStatus holds the status fields the decision reads.
@@ -73,14 +93,51 @@ func (es *ExternalSecret) TargetName() string {
 
 // Creation policies of spec.target.creationPolicy that change what an ExternalSecret does to its Secret.
 const (
-	CreationMerge = "Merge"
-	CreationNone  = "None"
+	CreationOwner         = "Owner"
+	CreationOrphan        = "Orphan"
+	CreationMerge         = "Merge"
+	CreationCreateOrMerge = "CreateOrMerge"
+	CreationNone          = "None"
 )
 
 // Writes reports whether this ExternalSecret writes its target Secret at all: not with
-// creationPolicy None, and not once it is being deleted.
+// creationPolicy None, not with a non-Secret spec.target.manifest, and not once it is being deleted.
 func (es *ExternalSecret) Writes() bool {
-	return es.Spec.Target.CreationPolicy != CreationNone && es.DeletionTimestamp == nil
+	return es.Spec.Target.CreationPolicy != CreationNone && es.Spec.Target.Manifest == nil && es.DeletionTimestamp == nil
+}
+
+// Owns reports whether ESO makes this ExternalSecret the Secret's controller (creationPolicy Owner,
+// the default). ESO v0.16.2 then fails every other ExternalSecret that writes the same Secret with
+// "target is owned by another ExternalSecret" (it refuses to write a Secret another ExternalSecret
+// controls, whatever the writer's own policy).
+func (es *ExternalSecret) Owns() bool {
+	p := es.Spec.Target.CreationPolicy
+	return p == "" || p == CreationOwner
+}
+
+// Secret types the kubelet reads as registry credentials; it ignores pull secrets of any other type.
+const (
+	SecretTypeDockerConfigJSON = "kubernetes.io/dockerconfigjson"
+	SecretTypeDockercfg        = "kubernetes.io/dockercfg"
+)
+
+// SecretType is the type of the Secret ESO writes, "" when it cannot be told from the
+// ExternalSecret: a Merge writes into a Secret whose type someone else chose.
+func (es *ExternalSecret) SecretType() string {
+	if t := es.Spec.Target.Template; t != nil && t.Type != "" {
+		return t.Type
+	}
+	switch es.Spec.Target.CreationPolicy {
+	case CreationMerge, CreationCreateOrMerge:
+		return ""
+	}
+	return "Opaque" // ESO creates an Opaque Secret when no template sets a type
+}
+
+// NeverSynced reports whether ESO has never written this ExternalSecret's Secret: no refresh time and
+// no binding. ESO sets both on its first successful sync.
+func (es *ExternalSecret) NeverSynced() bool {
+	return es.Status.RefreshTime.IsZero() && es.Status.Binding.Name == ""
 }
 
 // Periodic reports whether ESO refreshes it every RefreshInterval (refreshPolicy unset or Periodic).
@@ -119,6 +176,14 @@ func (es *ExternalSecret) DeepCopy() *ExternalSecret {
 	if es.Spec.RefreshInterval != nil {
 		d := *es.Spec.RefreshInterval
 		out.Spec.RefreshInterval = &d
+	}
+	if es.Spec.Target.Template != nil {
+		t := *es.Spec.Target.Template
+		out.Spec.Target.Template = &t
+	}
+	if es.Spec.Target.Manifest != nil {
+		m := *es.Spec.Target.Manifest
+		out.Spec.Target.Manifest = &m
 	}
 	es.Status.RefreshTime.DeepCopyInto(&out.Status.RefreshTime)
 	if es.Status.Conditions != nil {

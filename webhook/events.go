@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,6 +30,9 @@ type EventEmitter struct {
 	// Cluster names this installation in events.
 	Cluster string
 	Log     logr.Logger
+
+	// dropped counts events dropped because the deduplication table was full.
+	dropped atomic.Int64
 
 	once sync.Once
 	ch   chan events.Event
@@ -72,14 +75,22 @@ func (em *EventEmitter) emit(e events.Event) {
 		em.mu.Unlock()
 		return
 	}
-	em.last[key] = now
-	if len(em.last) > 10000 { // forget expired keys now and then; bounded memory
+	if len(em.last) >= maxDedupKeys { // forget expired keys when full; bounded memory
 		for k, t := range em.last {
 			if now.Sub(t) >= em.Window {
 				delete(em.last, k)
 			}
 		}
 	}
+	if len(em.last) >= maxDedupKeys {
+		// Still full: more distinct denials within one window than any real cluster makes (a
+		// flood of forged reviews, say). Drop rather than grow or flood NATS and Slack.
+		em.mu.Unlock()
+		em.dropped.Add(1)
+		em.Log.V(1).Info("admission event deduplication table full; dropping event", "type", e.Type)
+		return
+	}
+	em.last[key] = now
 	em.mu.Unlock()
 	select {
 	case em.ch <- e:
@@ -88,6 +99,9 @@ func (em *EventEmitter) emit(e events.Event) {
 	}
 }
 
+// maxDedupKeys bounds the deduplication table: 10,000 keys of a few hundred bytes each.
+const maxDedupKeys = 10000
+
 // eventID is the same on every replica for one object, reason and window bucket.
 func (em *EventEmitter) eventID(typ string, w *events.ObjectRef, reason string, now time.Time) string {
 	em.init()
@@ -95,32 +109,34 @@ func (em *EventEmitter) eventID(typ string, w *events.ObjectRef, reason string, 
 	return hex.EncodeToString(h[:16])
 }
 
-// WithEvents decorates an admission.Handler: denials (and warn-mode would-be denials) become events.
-func WithEvents(em *EventEmitter, next admission.Handler) admission.Handler {
-	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-		ctx, rh := withReason(ctx)
-		resp := next.Handle(ctx, req)
+// WithEvents decorates a review: denials (and warn-mode would-be denials, and warnings) become
+// events. Dry runs are answered the same but reported to nobody.
+func WithEvents(em *EventEmitter, next ReviewFunc) ReviewFunc {
+	return func(ctx context.Context, req admission.Request) Result {
+		res := next(ctx, req)
 		if req.DryRun != nil && *req.DryRun {
 			// kubectl diff, apply --dry-run=server, GitOps previews: nothing was changed, nobody to tell.
-			return resp
+			return res
 		}
 		var typ, msg string
 		switch {
-		case !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden:
-			typ, msg = events.AdmissionDenied, resp.Result.Message
-		case resp.Allowed && len(resp.Warnings) > 0:
-			typ, msg = events.AdmissionWarned, strings.Join(resp.Warnings, "; ")
+		case res.Outcome == OutcomeDenied:
+			typ, msg = events.AdmissionDenied, res.Message
+		case res.Outcome == OutcomeWarned && res.Message != "":
+			typ, msg = events.AdmissionWarned, EnforcementLabel+"=warn, would deny: "+res.Message
+		case res.Outcome == OutcomeWarned:
+			typ, msg = events.AdmissionWarned, strings.Join(res.Response.Warnings, "; ")
 		default:
-			return resp
+			return res
 		}
 		now := time.Now().UTC()
-		w := &events.ObjectRef{Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
+		w := &events.ObjectRef{Kind: kindLabel(req.Kind.Kind), Namespace: req.Namespace, Name: req.Name}
 		em.emit(events.Event{
-			APIVersion: events.APIVersion, ID: em.eventID(typ, w, string(rh.r), now), Type: typ, Time: now, Reason: string(rh.r), Message: msg,
+			APIVersion: events.APIVersion, ID: em.eventID(typ, w, string(res.Reason), now), Type: typ, Time: now, Reason: string(res.Reason), Message: msg,
 			Workload: w,
 			Actor:    &events.Actor{DisplayName: req.UserInfo.Username, Operation: strings.ToLower(string(req.Operation))},
 			Cluster:  em.Cluster,
 		})
-		return resp
-	})
+		return res
+	}
 }

@@ -65,9 +65,10 @@ func (s sinkNotifier) Notify(ctx context.Context, e events.Event) error {
 // it (their dedup is local), and the JetStream stream keeps one message.
 func TestReplicasDenialIsOneStreamMessage(t *testing.T) {
 	srv := testenv.StartNATS(t)
-	deny := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-		return admission.Denied("secret \"regcred-order-service\" comes from ExternalSecret prod/order-service-regcred, which is not synced")
-	})
+	deny := func(context.Context, admission.Request) Result {
+		msg := "secret \"regcred-order-service\" comes from ExternalSecret prod/order-service-regcred, which is not synced"
+		return Result{Response: admission.Denied(msg), Outcome: OutcomeDenied, Reason: ReasonNotSynced, Message: msg}
+	}
 	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Namespace: "prod", Name: "order-service", Operation: admissionv1.Update,
 	}}
@@ -86,7 +87,7 @@ func TestReplicasDenialIsOneStreamMessage(t *testing.T) {
 		go func() { _ = em.Run(ctx) }()
 		h := WithEvents(em, deny)
 		for range 3 { // retries of the same rollout: deduplicated by the replica itself
-			if resp := h.Handle(ctx, req); resp.Allowed {
+			if resp := h(ctx, req).Response; resp.Allowed {
 				t.Fatalf("replica %d admitted", replica)
 			}
 		}
@@ -126,9 +127,9 @@ func TestDryRunIsNotAnEvent(t *testing.T) {
 	rec := &events.Recorder{}
 	em := &EventEmitter{Notifier: rec, Log: logr.Discard()}
 	go func() { _ = em.Run(t.Context()) }()
-	deny := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-		return admission.Denied("not synced")
-	})
+	deny := func(context.Context, admission.Request) Result {
+		return Result{Response: admission.Denied("not synced"), Outcome: OutcomeDenied, Reason: ReasonNotSynced, Message: "not synced"}
+	}
 	h := WithEvents(em, deny)
 	for name, tc := range map[string]struct {
 		dryRun *bool
@@ -140,7 +141,7 @@ func TestDryRunIsNotAnEvent(t *testing.T) {
 		n := len(rec.All())
 		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{DryRun: tc.dryRun, Namespace: "prod", Name: name,
 			Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Operation: admissionv1.Update}}
-		if resp := h.Handle(t.Context(), req); resp.Allowed {
+		if resp := h(t.Context(), req).Response; resp.Allowed {
 			t.Fatalf("%s: admitted", name)
 		}
 		deadline := time.Now().Add(30 * time.Second)

@@ -25,6 +25,12 @@ func review(op admissionv1.Operation, kind, ns string, obj, old []byte) admissio
 	}}
 }
 
+// as sets the request's user, as the API server does from the caller's credentials.
+func as(user string, r admission.Request) admission.Request {
+	r.UserInfo.Username = user
+	return r
+}
+
 func TestHandler(t *testing.T) {
 	t.Parallel()
 	failing := newES("order-service-regcred", "regcred-order-service", testNow.Add(-24*time.Hour), readyCond("False", "SecretSyncedError", "could not get secret data from provider"))
@@ -71,6 +77,21 @@ func TestHandler(t *testing.T) {
 		b, _ := json.Marshal(rs)
 		return b
 	}
+	// A Job's labels live outside the template: changing them is an unchanged update.
+	job := func(suspend bool, label string) []byte {
+		d := deploymentFor("prod", "order-service", "", []string{"regcred-order-service"})
+		j := map[string]any{"metadata": map[string]any{"name": "migrate", "namespace": "prod", "labels": map[string]string{"l": label}},
+			"spec": map[string]any{"suspend": suspend, "template": d.Spec.Template}}
+		b, _ := json.Marshal(j)
+		return b
+	}
+	cronJob := func(suspend bool) []byte {
+		d := deploymentFor("prod", "order-service", "", []string{"regcred-order-service"})
+		j := map[string]any{"metadata": map[string]any{"name": "nightly", "namespace": "prod"},
+			"spec": map[string]any{"suspend": suspend, "schedule": "@daily", "jobTemplate": map[string]any{"spec": map[string]any{"template": d.Spec.Template}}}}
+		b, _ := json.Marshal(j)
+		return b
+	}
 	tests := map[string]struct {
 		req       admission.Request
 		notSynced bool
@@ -90,14 +111,22 @@ func TestHandler(t *testing.T) {
 		}(), allowed: true, reason: ReasonNotChecked},
 		"exempt namespace":                          {req: review(admissionv1.Create, "Deployment", "kube-system", dep(""), nil), allowed: true, reason: ReasonExempt},
 		"off namespace":                             {req: review(admissionv1.Create, "Deployment", "sandbox", dep(""), nil), allowed: true, reason: ReasonOff},
-		"warn namespace":                            {req: review(admissionv1.Create, "Deployment", "staging", dep(""), nil), allowed: true, reason: ReasonNotSynced, msg: "credchain.io/enforcement=warn, would deny: deployment staging/order-service"},
-		"unknown label enforces":                    {req: review(admissionv1.Create, "Deployment", "typo", dep(""), nil), code: http.StatusForbidden, reason: ReasonUnmanaged},
+		"warn namespace":                            {req: review(admissionv1.Create, "Deployment", "staging", dep(""), nil), allowed: true, reason: ReasonNotSynced, msg: `credchain.io/enforcement=warn, would deny: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret staging/order-service-regcred`},
+		"unknown label enforces":                    {req: review(admissionv1.Update, "Deployment", "typo", dep("now"), dep("")), code: http.StatusForbidden, reason: ReasonUnmanaged},
 		"unsupported kind allowed":                  {req: review(admissionv1.Create, "ConfigMap", "prod", []byte(`{}`), nil), allowed: true, reason: ReasonNotChecked},
 		"malformed object is 400":                   {req: review(admissionv1.Create, "Deployment", "prod", []byte(`{"spec":`), nil), code: http.StatusBadRequest, reason: ReasonBadRequest, msg: "decoding Deployment"},
 		"no namespace is 400":                       {req: review(admissionv1.Create, "Deployment", "", dep(""), nil), code: http.StatusBadRequest, reason: ReasonBadRequest},
-		"pod of a ReplicaSet: checked on its owner": {req: review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil), allowed: true, reason: ReasonControlled},
-		"pod of a ReplicationController":            {req: review(admissionv1.Create, "Pod", "prod", owned("v1", "ReplicationController", true), nil), allowed: true, reason: ReasonControlled},
-		"ReplicaSet of a Deployment":                {req: review(admissionv1.Create, "ReplicaSet", "prod", rsOfDeployment(), nil), allowed: true, reason: ReasonControlled},
+		"pod of a ReplicaSet: checked on its owner": {req: as("system:serviceaccount:kube-system:replicaset-controller", review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil)), allowed: true, reason: ReasonControlled},
+		"pod of a ReplicaSet, controllers without their own accounts": {req: as("system:kube-controller-manager", review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil)), allowed: true, reason: ReasonControlled},
+		"pod of a ReplicationController":            {req: as("system:serviceaccount:kube-system:replication-controller", review(admissionv1.Create, "Pod", "prod", owned("v1", "ReplicationController", true), nil)), allowed: true, reason: ReasonControlled},
+		"ReplicaSet of a Deployment":                {req: as("system:serviceaccount:kube-system:deployment-controller", review(admissionv1.Create, "ReplicaSet", "prod", rsOfDeployment(), nil)), allowed: true, reason: ReasonControlled},
+		"a forged controller reference from a user is checked": {req: as("mallory", review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil)), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"another controller's account does not vouch for a ReplicaSet's pod": {req: as("system:serviceaccount:kube-system:job-controller", review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", true), nil)), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"creating a suspended Job creates nothing": {req: review(admissionv1.Create, "Job", "prod", job(true, ""), nil), allowed: true, reason: ReasonSuspended},
+		"suspending a Job is admitted":             {req: review(admissionv1.Update, "Job", "prod", job(true, ""), job(false, "")), allowed: true, reason: ReasonSuspended},
+		"unsuspending a Job is checked":            {req: review(admissionv1.Update, "Job", "prod", job(false, ""), job(true, "")), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"unsuspending a CronJob is checked":        {req: review(admissionv1.Update, "CronJob", "prod", cronJob(false), cronJob(true)), code: http.StatusForbidden, reason: ReasonNotSynced},
+		"a Job's unchanged update is not checked":  {req: review(admissionv1.Update, "Job", "prod", job(false, "x"), job(false, "")), allowed: true, reason: ReasonUnchanged},
 		"pod of an operator's resource is checked":  {req: review(admissionv1.Create, "Pod", "prod", owned("argoproj.io/v1alpha1", "Rollout", true), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
 		"pod merely referencing a ReplicaSet":       {req: review(admissionv1.Create, "Pod", "prod", owned("apps/v1", "ReplicaSet", false), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
 		"bare pod is checked":                       {req: review(admissionv1.Create, "Pod", "prod", owned("", "", false), nil), code: http.StatusForbidden, reason: ReasonNotSynced},
@@ -116,7 +145,8 @@ func TestHandler(t *testing.T) {
 				h.Synced = notSynced
 			}
 			m := NewMetrics(prometheus.NewRegistry())
-			resp := WithMetrics(m, h).Handle(t.Context(), tc.req)
+			res := WithMetrics(m, h.Review)(t.Context(), tc.req)
+			resp := res.Response
 			if resp.Allowed != tc.allowed {
 				t.Fatalf("allowed = %v, want %v (%+v)", resp.Allowed, tc.allowed, resp.Result)
 			}
@@ -133,9 +163,9 @@ func TestHandler(t *testing.T) {
 				}
 			}
 			// The metrics decorator saw the same decision.
-			want := outcome(resp)
-			if got := testutil.ToFloat64(m.Decisions.WithLabelValues(tc.req.Kind.Kind, want, string(tc.reason))); got != 1 {
-				t.Errorf("decisions{%s,%s,%s} = %v, want 1", tc.req.Kind.Kind, want, tc.reason, got)
+			want := res.Outcome
+			if got := testutil.ToFloat64(m.Decisions.WithLabelValues(kindLabel(tc.req.Kind.Kind), want, string(tc.reason))); got != 1 {
+				t.Errorf("decisions{%s,%s,%s} = %v, want 1", kindLabel(tc.req.Kind.Kind), want, tc.reason, got)
 			}
 			if got := testutil.CollectAndCount(m.Latency); got != 1 {
 				t.Errorf("latency series = %d, want 1", got)

@@ -64,6 +64,7 @@ type cluster struct {
 	kubeconfig string
 	readyz     string
 	esVersion  string // API version the test writes ExternalSecrets with
+	cfg        *rest.Config
 }
 
 // startCluster starts a real kube-apiserver + etcd with ESO's CRDs and credchain's own
@@ -115,7 +116,7 @@ func startCluster(t *testing.T, cfg webhook.Config) *cluster {
 		}
 	})
 
-	cl := &cluster{env: env, warn: &warnings{}, readyz: "http://" + cfg.HealthAddr + "/readyz", esVersion: "external-secrets.io/v1"}
+	cl := &cluster{env: env, warn: &warnings{}, readyz: "http://" + cfg.HealthAddr + "/readyz", esVersion: "external-secrets.io/v1", cfg: restCfg}
 	if cfg.ESOVersion != "" {
 		cl.esVersion = "external-secrets.io/" + cfg.ESOVersion
 	}
@@ -236,6 +237,10 @@ func (cl *cluster) setReady(t *testing.T, ns, name, status, reason, message stri
 		"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": now,
 	}}, "status", "conditions")
 	_ = unstructured.SetNestedField(es.Object, now, "status", "refreshTime")
+	if status == "True" { // ESO binds the Secret it wrote
+		target, _, _ := unstructured.NestedString(es.Object, "spec", "target", "name")
+		_ = unstructured.SetNestedField(es.Object, target, "status", "binding", "name")
+	}
 	if err := cl.c.Status().Update(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +260,34 @@ func (cl *cluster) warningEvent(t *testing.T, ns, es, reason, message string) {
 	if err := cl.c.Create(t.Context(), ev); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// restart does what `kubectl rollout restart` does: a new annotation in the pod template.
+func (cl *cluster) restart(t *testing.T, ns, name string) error {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := cl.c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+		return err
+	}
+	if d.Spec.Template.Annotations == nil {
+		d.Spec.Template.Annotations = map[string]string{}
+	}
+	d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
+	return cl.c.Update(t.Context(), d)
+}
+
+// as is a client that impersonates user (in system:masters, so RBAC allows whatever the test
+// does): the API server puts user in the AdmissionReview's userInfo and matches it in the
+// registration's matchConditions, as for a real controller's requests.
+func (cl *cluster) as(t *testing.T, user string) client.Client {
+	t.Helper()
+	cfg := rest.CopyConfig(cl.cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:masters"}}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func deployment(ns, name, sa string, pullSecrets ...string) *appsv1.Deployment {
@@ -442,13 +475,23 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		if err := cl.c.Create(ctx, sa); err != nil {
 			t.Fatal(err)
 		}
+		// CREATE: the account's secret may be applied right after (not backed yet: a warning).
+		cl.warn.take()
+		if err := cl.c.Create(ctx, deployment("prod", "builder", "builder")); err != nil {
+			t.Fatalf("create denied: %v", err)
+		}
+		if w := cl.warn.take(); len(w) != 1 || !strings.Contains(w[0], `serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod yet`) {
+			t.Errorf("warnings = %q", w)
+		}
+		// The next template change enforces.
 		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
-		cl.createDenied(t, deployment("prod", "builder", "builder"), func(msg string) error {
-			if msg != want {
-				return fmt.Errorf("message:\n%s\nwant:\n%s", msg, want)
-			}
-			return nil
-		})
+		msg, err := denial(cl.restart(t, "prod", "builder"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg != want {
+			t.Fatalf("message:\n%s\nwant:\n%s", msg, want)
+		}
 	})
 
 	t.Run("other kinds are checked too", func(t *testing.T) {
@@ -484,13 +527,23 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "order-service-7d9f-x2x4q", Labels: tmpl.Labels,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "order-service-7d9f",
 				UID: "5b1e7c2a-0000-4000-8000-000000000001", Controller: ptr.To(true)}}}, Spec: tmpl.Spec}
-		if err := cl.c.Create(ctx, pod); err != nil {
+		if err := cl.as(t, "system:serviceaccount:kube-system:replicaset-controller").Create(ctx, pod); err != nil {
 			t.Fatalf("the ReplicaSet's pod was denied: %v", err)
 		}
 		// The same pod without its controller is a bare pod, and checked.
 		bare := pod.DeepCopy()
 		bare.Name, bare.OwnerReferences = "order-service-by-hand", nil
 		cl.createDenied(t, bare, func(msg string) error {
+			if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
+				return fmt.Errorf("message %q", msg)
+			}
+			return nil
+		})
+		// A person writing the controller reference by hand proves nothing: the API server does
+		// not verify owners, so only the controller's own identity is trusted.
+		forged := pod.DeepCopy()
+		forged.Name = "order-service-forged-owner"
+		cl.createDenied(t, forged, func(msg string) error {
 			if !strings.Contains(msg, `comes from ExternalSecret prod/order-service-regcred, which is not synced`) {
 				return fmt.Errorf("message %q", msg)
 			}
@@ -503,8 +556,12 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		if err := cl.c.Create(ctx, deployment("staging", "order-service", "", "handmade")); err != nil {
 			t.Fatalf("denied in a warn namespace: %v", err)
 		}
+		cl.warn.take() // not backed yet: see the decision tests
+		if err := cl.restart(t, "staging", "order-service"); err != nil {
+			t.Fatalf("denied in a warn namespace: %v", err)
+		}
 		got := cl.warn.take()
-		want := `credchain.io/enforcement=warn, would deny: deployment staging/order-service: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace staging`
+		want := `credchain.io/enforcement=warn, would deny: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "handmade" is not written by any ExternalSecret in namespace staging`
 		if len(got) != 1 || !strings.HasPrefix(got[0], want) {
 			t.Fatalf("warnings = %q, want one starting %q", got, want)
 		}
@@ -512,8 +569,13 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("the warning is one admission.warned event", func(t *testing.T) {
 		eventually(t, 30*time.Second, func() error {
-			got := rec.OfType(events.AdmissionWarned)
-			if len(got) != 1 || got[0].Workload.Namespace != "staging" || got[0].Reason != string(webhook.ReasonUnmanaged) {
+			var got []events.Event
+			for _, e := range rec.OfType(events.AdmissionWarned) {
+				if e.Reason == string(webhook.ReasonUnmanaged) {
+					got = append(got, e)
+				}
+			}
+			if len(got) != 1 || got[0].Workload.Namespace != "staging" || !strings.HasPrefix(got[0].Message, "credchain.io/enforcement=warn, would deny: deployment staging/order-service") {
 				return fmt.Errorf("admission.warned events = %+v", got)
 			}
 			return nil

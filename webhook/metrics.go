@@ -38,28 +38,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// WithMetrics decorates an admission.Handler with decision counters and a latency histogram.
-func WithMetrics(m *Metrics, next admission.Handler) admission.Handler {
-	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+// WithMetrics decorates a review with decision counters and a latency histogram. The kind label
+// takes only the kinds credchain checks (anything else is "other"): /validate is reachable by any
+// pod, and a forged review must not grow the series without bound.
+func WithMetrics(m *Metrics, next ReviewFunc) ReviewFunc {
+	return func(ctx context.Context, req admission.Request) Result {
 		start := time.Now()
-		ctx, rh := withReason(ctx)
-		resp := next.Handle(ctx, req)
-		kind := req.Kind.Kind
+		res := next(ctx, req)
+		kind := kindLabel(req.Kind.Kind)
 		m.Latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-		m.Decisions.WithLabelValues(kind, outcome(resp), string(rh.r)).Inc()
-		return resp
-	})
+		m.Decisions.WithLabelValues(kind, res.Outcome, string(res.Reason)).Inc()
+		return res
+	}
 }
 
-func outcome(resp admission.Response) string {
-	switch {
-	case resp.Result != nil && resp.Result.Code >= 400 && resp.Result.Code != 403:
-		return OutcomeErrored
-	case !resp.Allowed:
-		return OutcomeDenied
-	case len(resp.Warnings) > 0:
-		return OutcomeWarned
-	default:
-		return OutcomeAllowed
+// kindLabel bounds the kind label to SupportedKinds.
+func kindLabel(kind string) string {
+	if _, ok := SupportedKinds[kind]; ok {
+		return kind
 	}
+	return "other"
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"slices"
 	"strings"
 
 	js "github.com/credchain/credchain/internal/jsonscan"
@@ -22,12 +23,66 @@ var checkedControllers = map[string]map[string]bool{
 	"Job":        {"batch/CronJob": true},
 }
 
+// KubeControllerManager is the identity of kube-controller-manager when it runs without
+// --use-service-account-credentials: then every built-in controller writes as this user.
+const KubeControllerManager = "system:kube-controller-manager"
+
+// controllerAccounts are, for each controller of checkedControllers, the ServiceAccount (in
+// kube-system) it writes as when kube-controller-manager runs with --use-service-account-credentials,
+// the default of kubeadm and most distributions.
+var controllerAccounts = map[string]string{
+	"apps/ReplicaSet":        "replicaset-controller",
+	"apps/StatefulSet":       "statefulset-controller",
+	"apps/DaemonSet":         "daemon-set-controller",
+	"batch/Job":              "job-controller",
+	"/ReplicationController": "replication-controller",
+	"apps/Deployment":        "deployment-controller",
+	"batch/CronJob":          "cronjob-controller",
+}
+
+// controllerUser reports whether username is the identity the controller owner (group/Kind)
+// writes as.
+func controllerUser(owner, username string) bool {
+	sa, ok := controllerAccounts[owner]
+	return ok && (username == KubeControllerManager || username == "system:serviceaccount:kube-system:"+sa)
+}
+
+// ControllerUsernames are the identities of the built-in controllers whose objects are admitted
+// without a check, sorted; the registration's matchConditions skip them (MatchConditionExpression).
+func ControllerUsernames() []string {
+	out := []string{KubeControllerManager}
+	for _, sa := range controllerAccounts {
+		out = append(out, "system:serviceaccount:kube-system:"+sa)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NodeUserPrefix starts every kubelet's username; a kubelet creates only mirror pods of static
+// pods (the NodeRestriction admission plugin allows nothing else), which credchain never checks.
+const NodeUserPrefix = "system:node:"
+
+// MatchConditionExpression is the CEL of the registration's matchConditions: the API server does
+// not call the webhook for the built-in controllers and the kubelet at all, so a credchain outage
+// under failurePolicy Fail never stops a ReplicaSet, DaemonSet, Job or StatefulSet from creating
+// pods, nor a node from registering its static pods. manifests/ carry this exact expression
+// (TestRegistrationSkipsControllers keeps them equal).
+func MatchConditionExpression() string {
+	quoted := make([]string, 0, len(controllerAccounts)+1)
+	for _, u := range ControllerUsernames() {
+		quoted = append(quoted, "'"+u+"'")
+	}
+	return "!(request.userInfo.username in [" + strings.Join(quoted, ", ") + "]) && !request.userInfo.username.startsWith('" + NodeUserPrefix + "')"
+}
+
 // createdByCheckedController reports whether the object's controller (the ownerReference with
-// controller: true) is one of checkedControllers[kind]. Unreadable metadata reads as false: the
-// object is then checked as usual.
-func createdByCheckedController(kind string, raw []byte) bool {
+// controller: true) is one of checkedControllers[kind] and the request comes from that
+// controller's own identity. The API server does not verify ownerReferences, so an object alone
+// never proves who made it: a hand-written controller reference on a bare Pod is checked as usual.
+// Unreadable metadata reads as false.
+func createdByCheckedController(kind string, raw []byte, username string) bool {
 	owners := checkedControllers[kind]
-	if owners == nil {
+	if owners == nil || (username != KubeControllerManager && !strings.HasPrefix(username, "system:serviceaccount:kube-system:")) {
 		return false
 	}
 	found := false
@@ -59,7 +114,7 @@ func createdByCheckedController(kind string, raw []byte) bool {
 				if !hasGroup {
 					group = "" // "v1": the core group
 				}
-				if controller && owners[group+"/"+ownerKind] {
+				if owner := group + "/" + ownerKind; controller && owners[owner] && controllerUser(owner, username) {
 					found = true
 				}
 				return nil

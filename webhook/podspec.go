@@ -36,10 +36,20 @@ type PodRefs struct {
 	ImagePullSecrets []string
 	// ServiceAccountName is the pod's service account, "default" when unset (as the API server does).
 	ServiceAccountName string
+	// Kind is the object's kind. A Pod does not inherit its ServiceAccount's pull secrets at
+	// admission: the ServiceAccount plugin has already copied them into it.
+	Kind string
+	// Suspended is spec.suspend of a Job or CronJob: no pods (or Jobs) are created while it is true.
+	Suspended bool
 	// template is the raw pod template (or pod spec) used to tell whether an UPDATE changed what
 	// pods will be created from.
 	template json.RawMessage
 }
+
+// InheritsServiceAccount reports whether pods made from refs receive their ServiceAccount's pull
+// secrets when they name none: true for pod templates, false for a Pod under review (Kubernetes'
+// ServiceAccount admission, which does the copying, runs before validating webhooks).
+func (r PodRefs) InheritsServiceAccount() bool { return r.Kind != "Pod" }
 
 type rawPodSpec struct {
 	ImagePullSecrets []struct {
@@ -56,6 +66,7 @@ type rawTemplate struct {
 
 type rawWorkload struct {
 	Spec struct {
+		Suspend     *bool           `json:"suspend"`
 		Template    json.RawMessage `json:"template"`
 		JobTemplate struct {
 			Spec struct {
@@ -81,11 +92,18 @@ func ExtractPodRefs(kind string, raw []byte) (PodRefs, error) {
 	if !ok {
 		return PodRefs{}, fmt.Errorf("%w %q", ErrUnsupportedKind, kind)
 	}
-	if refs, err := extractFast(kind, path, raw); err == nil {
-		return refs, nil
+	refs, err := extractFast(kind, path, raw)
+	if err != nil {
+		if refs, err = extractStd(kind, path, raw); err != nil {
+			return PodRefs{}, err
+		}
 	}
-	return extractStd(kind, path, raw)
+	refs.Kind = kind
+	return refs, nil
 }
+
+// suspendable are the kinds with spec.suspend.
+var suspendable = map[string]bool{"Job": true, "CronJob": true}
 
 // errMissing makes the fast path defer to encoding/json for the exact error.
 var errMissing = errors.New("missing")
@@ -104,6 +122,15 @@ func extractFast(kind, path string, raw []byte) (PodRefs, error) {
 		}
 		return js.Members(v, func(k, v []byte) error {
 			switch {
+			case suspendable[kind] && js.KeyIs(k, "suspend"):
+				refs.Suspended = false
+				switch t := string(bytes.TrimSpace(v)); t {
+				case "true":
+					refs.Suspended = true
+				case "false", "null":
+				default:
+					return errMissing // not a bool: encoding/json reports it
+				}
 			case kind != "CronJob" && js.KeyIs(k, "template"):
 				tmpl = v
 			case kind == "CronJob" && js.KeyIs(k, "jobTemplate"):
@@ -203,6 +230,9 @@ func extractStd(kind, path string, raw []byte) (PodRefs, error) {
 		var w rawWorkload
 		if err := json.Unmarshal(raw, &w); err != nil {
 			return PodRefs{}, fmt.Errorf("decoding %s: %w", kind, err)
+		}
+		if suspendable[kind] && w.Spec.Suspend != nil {
+			refs.Suspended = *w.Spec.Suspend
 		}
 		tmpl := w.Spec.Template
 		if kind == "CronJob" {

@@ -37,6 +37,22 @@ func TestExtractPodRefs(t *testing.T) {
 			kind: "Pod", raw: `{"spec":{"serviceAccount":"old"}}`,
 			want: PodRefs{SpecPath: "spec", ServiceAccountName: "old"},
 		},
+		"suspended Job": {
+			kind: "Job", raw: `{"spec":{"suspend":true,"template":{"spec":{}}}}`,
+			want: PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "default", Suspended: true},
+		},
+		"suspended CronJob": {
+			kind: "CronJob", raw: `{"spec":{"suspend":true,"jobTemplate":{"spec":{"template":{"spec":{}}}}}}`,
+			want: PodRefs{SpecPath: "spec.jobTemplate.spec.template.spec", ServiceAccountName: "default", Suspended: true},
+		},
+		"suspend false": {
+			kind: "Job", raw: `{"spec":{"suspend":false,"template":{"spec":{}}}}`,
+			want: PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "default"},
+		},
+		"suspend is not read for a Deployment": {
+			kind: "Deployment", raw: `{"spec":{"suspend":true,"template":{"spec":{}}}}`,
+			want: PodRefs{SpecPath: "spec.template.spec", ServiceAccountName: "default"},
+		},
 		"unsupported kind": {kind: "ConfigMap", raw: `{}`, wantErr: `unsupported kind "ConfigMap"`},
 		"not JSON":         {kind: "Deployment", raw: `{"spec":`, wantErr: "decoding Deployment: unexpected end of JSON input"},
 		"no template":      {kind: "Deployment", raw: `{"spec":{}}`, wantErr: "decoding Deployment: pod template is missing"},
@@ -58,6 +74,7 @@ func TestExtractPodRefs(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.template = nil
+			tc.want.Kind = tc.kind
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
@@ -136,7 +153,7 @@ func FuzzExtractFastMatchesStdlib(f *testing.F) {
 		if errFast != nil || errSlow != nil {
 			return // ExtractPodRefs falls back to extractStd whenever the fast path gives up
 		}
-		if fast.ServiceAccountName != slow.ServiceAccountName || !reflect.DeepEqual(fast.ImagePullSecrets, slow.ImagePullSecrets) ||
+		if fast.ServiceAccountName != slow.ServiceAccountName || fast.Suspended != slow.Suspended || !reflect.DeepEqual(fast.ImagePullSecrets, slow.ImagePullSecrets) ||
 			!bytes.Equal(fast.template, slow.template) {
 			t.Fatalf("fast %+v (%s)\nslow %+v (%s)", fast, fast.template, slow, slow.template)
 		}

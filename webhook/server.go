@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 		return fmt.Errorf("internal error: adding event emitter: %w", err)
 	}
 	events.RegisterOrExisting(metrics.Registry, CertExpiry(cfg.CertDir))
-	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h))})
+	mgr.GetWebhookServer().Register(Path, Unavailable(synced, &admission.Webhook{Handler: AsHandler(WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h.Review)))}))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("internal error: adding healthz: %w", err)
