@@ -11,8 +11,9 @@ import (
 	"github.com/credchain/credchain/internal/events"
 )
 
-// Config is everything `credchain webhook` needs. Zero values are replaced by the documented defaults
-// in SetDefaults; Validate reports every problem at once before anything starts.
+// Config is everything `credchain webhook` needs. SetDefaults fills the documented defaults; it is
+// called once, before flags are applied, so an explicit zero from a flag (--grace-period=0) stays
+// zero. Validate reports every problem at once before anything starts.
 type Config struct {
 	// Port is the HTTPS port for /validate. Defaults to 9443.
 	Port int
@@ -33,20 +34,29 @@ type Config struct {
 	// using it are denied: a Deployment and its ExternalSecret are often applied together. Defaults to 2m.
 	GracePeriod time.Duration
 	// StaleFactor: a Ready ExternalSecret not refreshed for StaleFactor×refreshInterval draws a
-	// warning. Defaults to 3; a negative value disables the warning.
+	// warning. Defaults to 3; a negative value disables the warning; zero is invalid.
 	StaleFactor int
+	// FailingGrace: a Ready=False ExternalSecret whose last good sync is younger than this is
+	// admitted with a warning (ESO keeps the last Secret it wrote, which may still work). Defaults
+	// to 0: denied at once.
+	FailingGrace time.Duration
+	// NonDockerSecrets is what to do with a pull secret whose ExternalSecret writes a Secret type the
+	// kubelet ignores for pulls: warn or deny. Defaults to warn.
+	NonDockerSecrets UnmanagedPolicy
 	// DefaultEnforcement applies to namespaces without the credchain.io/enforcement label.
 	// Defaults to enforce.
 	DefaultEnforcement Enforcement
-	// ExemptNamespaces are never checked. Defaults to kube-system and the webhook's own namespace
-	// ($POD_NAMESPACE, else credchain-system).
+	// ExemptNamespaces are never checked. Defaults to kube-system, the webhook's own namespace
+	// ($POD_NAMESPACE, else credchain-system) and External Secrets Operator's (external-secrets,
+	// the namespace of ESO's chart: ESO cannot back its own pull secret).
 	ExemptNamespaces []string
 	// Events delivers admission.denied/admission.warned events (always logged) to NATS and Slack.
 	Events events.DeliveryConfig
 	// StateDir holds the event outbox (events.db) when NATS or Slack is configured.
 	// Defaults to $TMPDIR/credchain-webhook (an emptyDir in the install).
 	StateDir string
-	// EventWindow reports the same object denied for the same reason once per window. Defaults to 10m.
+	// EventWindow reports the same object denied for the same reason once per window. Defaults to
+	// 10m; must be positive.
 	EventWindow time.Duration
 	// Notifier, when set (tests, embedding), receives the events instead of the configured delivery.
 	Notifier events.Notifier
@@ -59,7 +69,8 @@ type Config struct {
 	ESOVersion string
 }
 
-// SetDefaults fills zero fields with their documented defaults.
+// SetDefaults fills zero fields with their documented defaults. Call it once, before flags or a
+// config file are applied: what is set afterwards, zero included, is kept (and validated).
 func (c *Config) SetDefaults() {
 	if c.Port == 0 {
 		c.Port = 9443
@@ -82,6 +93,9 @@ func (c *Config) SetDefaults() {
 	if c.StaleFactor == 0 {
 		c.StaleFactor = 3
 	}
+	if c.NonDockerSecrets == "" {
+		c.NonDockerSecrets = UnmanagedWarn
+	}
 	if c.DefaultEnforcement == "" {
 		c.DefaultEnforcement = EnforcementEnforce
 	}
@@ -102,13 +116,16 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// DefaultExemptNamespaces is kube-system and the namespace the webhook runs in.
+// ESONamespace is the namespace External Secrets Operator's chart installs into by default.
+const ESONamespace = "external-secrets"
+
+// DefaultExemptNamespaces is kube-system, the namespace the webhook runs in and ESO's.
 func DefaultExemptNamespaces() []string {
 	own := os.Getenv("POD_NAMESPACE")
 	if own == "" {
 		own = "credchain-system"
 	}
-	return []string{"kube-system", own}
+	return []string{"kube-system", own, ESONamespace}
 }
 
 // Validate reports every invalid field, joined.
@@ -132,6 +149,20 @@ func (c *Config) Validate() error {
 	}
 	if c.GracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--grace-period %s: must not be negative", c.GracePeriod))
+	}
+	if c.StaleFactor == 0 {
+		errs = append(errs, errors.New("--stale-factor 0: must be positive, or negative to disable the warning"))
+	}
+	if c.FailingGrace < 0 {
+		errs = append(errs, fmt.Errorf("--failing-grace %s: must not be negative", c.FailingGrace))
+	}
+	switch c.NonDockerSecrets {
+	case UnmanagedWarn, UnmanagedDeny:
+	default:
+		errs = append(errs, fmt.Errorf("--non-docker-secrets %q: must be warn or deny", c.NonDockerSecrets))
+	}
+	if c.EventWindow <= 0 {
+		errs = append(errs, fmt.Errorf("--event-window %s: must be positive", c.EventWindow))
 	}
 	if err := c.Events.Validate(); err != nil {
 		errs = append(errs, err)

@@ -31,8 +31,8 @@ type ExternalSecretSpec struct {
 	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 	// RefreshPolicy is Periodic (the default, every RefreshInterval), CreatedOnce or OnChange (ESO
 	// ≥ 0.16): only a periodic ExternalSecret's refreshTime says how fresh its credential is.
-	RefreshPolicy string `json:"refreshPolicy,omitempty"`
-	Target        ExternalSecretTarget `json:"target,omitempty"`
+	RefreshPolicy  string               `json:"refreshPolicy,omitempty"`
+	Target         ExternalSecretTarget `json:"target,omitempty"`
 	SecretStoreRef struct {
 		Name string `json:"name,omitempty"`
 		Kind string `json:"kind,omitempty"`

@@ -567,6 +567,44 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("warn mode: one whole warning per problem, however many", func(t *testing.T) {
+		// 12 failing ExternalSecrets with long provider errors: ~11,000 runes of warnings, which the
+		// API server would cut to 256 runes each (dropping every fix) if credchain did not fit them.
+		var secrets []string
+		for i := range 12 {
+			es, secret := fmt.Sprintf("es-%02d", i), fmt.Sprintf("regcred-%02d", i)
+			cl.externalSecret(t, "staging", es, secret)
+			cl.setReady(t, "staging", es, "False", "SecretSyncedError", strings.Repeat("could not get secret data from provider; ", 8))
+			cl.warningEvent(t, "staging", es, "UpdateFailed", eso403+strings.Repeat(" retrying", 40))
+			secrets = append(secrets, secret)
+		}
+		if err := cl.c.Create(ctx, deployment("staging", "many", "", secrets...)); err != nil {
+			t.Fatal(err)
+		}
+		cl.warn.take()
+		var got []string
+		eventually(t, 30*time.Second, func() error {
+			if err := cl.restart(t, "staging", "many"); err != nil {
+				return err
+			}
+			if got = cl.warn.take(); len(got) != 12 {
+				return fmt.Errorf("%d warnings, want 12: %q", len(got), got)
+			}
+			return nil
+		})
+		total := 0
+		for i, w := range got {
+			total += len([]rune(w))
+			es := fmt.Sprintf("es-%02d", i)
+			if !strings.Contains(w, "ExternalSecret staging/"+es) || !strings.HasSuffix(w, "kubectl annotate externalsecret "+es+" -n staging force-sync=$(date +%s) --overwrite") {
+				t.Errorf("warning %d lost its ExternalSecret or its fix: %q", i, w)
+			}
+		}
+		if total > 4096 {
+			t.Errorf("warnings total %d runes, over the API server's 4096", total)
+		}
+	})
+
 	t.Run("the warning is one admission.warned event", func(t *testing.T) {
 		eventually(t, 30*time.Second, func() error {
 			var got []events.Event

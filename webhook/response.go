@@ -67,7 +67,7 @@ func shortenMiddle(s string, max int) string {
 	if len(r) <= max {
 		return s
 	}
-	head := (max - 1) * 2 / 5
+	head := (max - 1) * 11 / 20 // the secret and its ExternalSecret come first, the fix last
 	tail := max - 1 - head
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }

@@ -156,6 +156,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	h := &Handler{
 		Decider: &Decider{Lookup: lookup, Policy: Policy{
 			Unmanaged: cfg.UnmanagedSecrets, GracePeriod: cfg.GracePeriod, StaleFactor: cfg.StaleFactor,
+			FailingGrace: cfg.FailingGrace, NonDockerSecrets: cfg.NonDockerSecrets,
 		}},
 		Namespaces:         nsStore,
 		DefaultEnforcement: cfg.DefaultEnforcement,

@@ -12,8 +12,10 @@ import (
 
 func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
 	var cfg webhook.Config
-	cfg.SetDefaults() // flag defaults are the Config defaults, shown in --help
-	var unmanaged, enforcement string
+	// Defaults once, before flags: flag defaults are the Config defaults (shown in --help), and a
+	// value given on the command line, zero included, is kept.
+	cfg.SetDefaults()
+	var unmanaged, enforcement, nonDocker string
 	cmd := &cobra.Command{
 		Use:   "webhook",
 		Short: "Serve the admission webhook that denies workloads whose pull secrets are not backed by a synced ExternalSecret",
@@ -21,7 +23,11 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.UnmanagedSecrets = webhook.UnmanagedPolicy(unmanaged)
 			cfg.DefaultEnforcement = webhook.Enforcement(enforcement)
-			cfg.SetDefaults()
+			cfg.NonDockerSecrets = webhook.UnmanagedPolicy(nonDocker)
+			// Only the certificate settings derived from other flags (--cert-dir, the secret's
+			// namespace, the lifetime) are completed after parsing.
+			cfg.Certs.CertDir = cfg.CertDir
+			cfg.Certs.SetDefaults()
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration: %w", err)
 			}
@@ -38,6 +44,8 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 	f.StringVar(&unmanaged, "unmanaged-secrets", string(cfg.UnmanagedSecrets), "pull secrets no ExternalSecret writes: deny, warn or allow")
 	f.DurationVar(&cfg.GracePeriod, "grace-period", cfg.GracePeriod, "how long a new ExternalSecret may lack a Ready condition before workloads using it are denied")
 	f.IntVar(&cfg.StaleFactor, "stale-factor", cfg.StaleFactor, "warn when a Ready ExternalSecret was last refreshed more than this many refresh intervals ago (negative disables)")
+	f.DurationVar(&cfg.FailingGrace, "failing-grace", cfg.FailingGrace, "admit with a warning while a failing ExternalSecret's last good sync is younger than this (0: deny at once)")
+	f.StringVar(&nonDocker, "non-docker-secrets", string(cfg.NonDockerSecrets), "pull secrets whose ExternalSecret writes a Secret type the kubelet ignores: warn or deny")
 	f.StringVar(&enforcement, "default-enforcement", string(cfg.DefaultEnforcement), "enforcement for namespaces without the "+webhook.EnforcementLabel+" label: enforce, warn or off")
 	f.StringSliceVar(&cfg.ExemptNamespaces, "exempt-namespaces", cfg.ExemptNamespaces, "namespaces never checked")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the event outbox (when NATS or Slack is configured)")

@@ -32,6 +32,16 @@ func TestWebhookCommand(t *testing.T) {
 				c.Certs.CertDir = "/certs" // follows --cert-dir
 			},
 		},
+		"an explicit zero is kept, not replaced by the default": {
+			args: []string{"--grace-period", "0", "--failing-grace", "1h", "--non-docker-secrets", "deny"},
+			want: func(c *webhook.Config) {
+				c.GracePeriod, c.FailingGrace, c.NonDockerSecrets = 0, time.Hour, webhook.UnmanagedDeny
+			},
+		},
+		"--stale-factor 0 is rejected, not turned into 3": {
+			args:    []string{"--stale-factor", "0", "--event-window", "0s", "--non-docker-secrets", "allow", "--failing-grace", "-1m"},
+			wantErr: "invalid configuration: --stale-factor 0: must be positive, or negative to disable the warning\n--failing-grace -1m0s: must not be negative\n--non-docker-secrets \"allow\": must be warn or deny\n--event-window 0s: must be positive",
+		},
 		"self-managed certificates derive their defaults": {
 			args: []string{"--cert-mode", "self", "--cert-secret-namespace", "platform", "--cert-lifetime", "1h"},
 			want: func(c *webhook.Config) {
