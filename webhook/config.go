@@ -65,6 +65,10 @@ type Config struct {
 	CertMode string
 	// Certs configures self-managed certificates (CertMode self); its CertDir is CertDir.
 	Certs certs.Config
+	// WatchFailureGrace is how long an informer watch may fail before /readyz fails and
+	// credchain_webhook_watches_failing counts it (a routine watch expiry recovers within a second).
+	// Defaults to 30s.
+	WatchFailureGrace time.Duration
 	// ESOVersion pins the ExternalSecret API version (v1 or v1beta1); empty discovers it, preferring v1.
 	ESOVersion string
 }
@@ -109,6 +113,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.EventWindow == 0 {
 		c.EventWindow = 10 * time.Minute
+	}
+	if c.WatchFailureGrace == 0 {
+		c.WatchFailureGrace = 30 * time.Second
 	}
 	c.Events.SetDefaults()
 	if c.ExemptNamespaces == nil {
@@ -160,6 +167,9 @@ func (c *Config) Validate() error {
 	case UnmanagedWarn, UnmanagedDeny:
 	default:
 		errs = append(errs, fmt.Errorf("--non-docker-secrets %q: must be warn or deny", c.NonDockerSecrets))
+	}
+	if c.WatchFailureGrace <= 0 {
+		errs = append(errs, fmt.Errorf("--watch-failure-grace %s: must be positive", c.WatchFailureGrace))
 	}
 	if c.EventWindow <= 0 {
 		errs = append(errs, fmt.Errorf("--event-window %s: must be positive", c.EventWindow))

@@ -92,6 +92,7 @@ func (em *EventEmitter) emit(e events.Event) {
 	}
 	em.last[key] = now
 	em.mu.Unlock()
+	e = events.Cap(e) // a multi-MB pull-secret name must not sit in the queue or reach NATS whole
 	select {
 	case em.ch <- e:
 	default:

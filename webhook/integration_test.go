@@ -715,3 +715,39 @@ func TestWebhookSelfManagedCerts(t *testing.T) {
 		t.Error("the API server reached the webhook, but the caBundle is not credchain's CA")
 	}
 }
+
+// TestWebhookReadinessFollowsWatches: ESO's CRD removed (an upgrade dropping a version, a
+// reinstall) breaks the ExternalSecret watch; /readyz must say so instead of deciding from a frozen
+// cache, and turn green again once the watch is back.
+func TestWebhookReadinessFollowsWatches(t *testing.T) {
+	cl := startCluster(t, webhook.Config{WatchFailureGrace: time.Second})
+	ctx := t.Context()
+	readyz := func() error {
+		resp, err := http.Get(cl.readyz + "?verbose")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	}
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	crd.SetName("externalsecrets.external-secrets.io")
+	if err := cl.c.Delete(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := readyz(); err == nil {
+			return fmt.Errorf("readyz still green with the ExternalSecret watch failing")
+		}
+		return nil
+	})
+	if _, err := envtest.InstallCRDs(cl.cfg, envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, readyz)
+}

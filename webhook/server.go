@@ -98,6 +98,9 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 			return fmt.Errorf("issuing the first serving certificate: %w", err)
 		}
 	}
+	watches := &WatchHealth{Grace: cfg.WatchFailureGrace}
+	cacheOpts := CacheOptions()
+	cacheOpts.DefaultWatchErrorHandler = watches.OnError
 	mgr, err := manager.New(restCfg, manager.Options{
 		// With self-managed certificates only the leader renews them (a Lease in their namespace);
 		// everything else runs on every replica.
@@ -114,7 +117,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 			Port:    cfg.Port,
 			CertDir: cfg.CertDir,
 		}),
-		Cache: CacheOptions(),
+		Cache: cacheOpts,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -191,6 +194,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 		return fmt.Errorf("internal error: adding event emitter: %w", err)
 	}
 	events.RegisterOrExisting(metrics.Registry, CertExpiry(cfg.CertDir))
+	events.RegisterOrExisting(metrics.Registry, watches.Metric())
 	mgr.GetWebhookServer().Register(Path, Unavailable(synced, &admission.Webhook{Handler: AsHandler(WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), h.Review)))}))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -203,7 +207,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 		if !synced.Load() {
 			return errNotSynced
 		}
-		return nil
+		return watches.Check()
 	}); err != nil {
 		return fmt.Errorf("internal error: adding readyz: %w", err)
 	}
