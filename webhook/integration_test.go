@@ -403,6 +403,41 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("kubectl apply -f dir/ writes the Deployment before its ExternalSecret: admitted", func(t *testing.T) {
+		dir := t.TempDir()
+		files := map[string]string{
+			// alphabetical: deployment.yaml is applied first, when no ExternalSecret writes its secret yet
+			"deployment.yaml": strings.ReplaceAll(strings.ReplaceAll(testenv.OrderServiceDeployment, "regcred-order-service", "regcred-payments"), "name: order-service", "name: payments"),
+			"externalsecret.yaml": `apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: payments-regcred
+  namespace: prod
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {name: vault, kind: ClusterSecretStore}
+  target:
+    name: regcred-payments
+    template: {type: kubernetes.io/dockerconfigjson}
+  data:
+    - secretKey: password
+      remoteRef: {key: payments, property: password}
+`,
+		}
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", cl.kubeconfig, "apply", "-f", dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl apply -f dir/ failed:\n%s", out)
+		}
+		if !strings.Contains(string(out), `secret "regcred-payments" is not written by any ExternalSecret in namespace prod yet`) {
+			t.Errorf("kubectl output lacks the not-backed-yet warning:\n%s", out)
+		}
+	})
+
 	t.Run("the denial is one admission.denied event, however often it is retried", func(t *testing.T) {
 		var got []events.Event
 		eventually(t, 30*time.Second, func() error {
