@@ -65,6 +65,9 @@ type Config struct {
 	CertMode string
 	// Certs configures self-managed certificates (CertMode self); its CertDir is CertDir.
 	Certs certs.Config
+	// ClientCAFile, when set, makes /validate require a client certificate signed by this CA (the
+	// API server's, see docs/install.md). Defaults to "": any caller is answered.
+	ClientCAFile string
 	// WatchFailureGrace is how long an informer watch may fail before /readyz fails and
 	// credchain_webhook_watches_failing counts it (a routine watch expiry recovers within a second).
 	// Defaults to 30s.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -98,6 +99,14 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 			return fmt.Errorf("issuing the first serving certificate: %w", err)
 		}
 	}
+	var tlsOpts []func(*tls.Config)
+	if cfg.ClientCAFile != "" {
+		opt, err := ClientAuth(cfg.ClientCAFile)
+		if err != nil {
+			return err
+		}
+		tlsOpts = append(tlsOpts, opt)
+	}
 	watches := &WatchHealth{Grace: cfg.WatchFailureGrace}
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultWatchErrorHandler = watches.OnError
@@ -116,6 +125,7 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 			Host:    cfg.Host,
 			Port:    cfg.Port,
 			CertDir: cfg.CertDir,
+			TLSOpts: tlsOpts,
 		}),
 		Cache: cacheOpts,
 	})

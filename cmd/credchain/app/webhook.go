@@ -49,6 +49,7 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 	f.StringVar(&enforcement, "default-enforcement", string(cfg.DefaultEnforcement), "enforcement for namespaces without the "+webhook.EnforcementLabel+" label: enforce, warn or off")
 	f.StringSliceVar(&cfg.ExemptNamespaces, "exempt-namespaces", cfg.ExemptNamespaces, "namespaces never checked")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the event outbox (when NATS or Slack is configured)")
+	f.StringVar(&cfg.ClientCAFile, "client-ca-file", cfg.ClientCAFile, "require a client certificate signed by this CA on /validate (the API server's; default: none)")
 	f.DurationVar(&cfg.WatchFailureGrace, "watch-failure-grace", cfg.WatchFailureGrace, "how long an informer watch may fail before /readyz fails (decisions would come from a stale cache)")
 	f.DurationVar(&cfg.EventWindow, "event-window", cfg.EventWindow, "report the same object denied for the same reason once per window")
 	addDeliveryFlags(f, &cfg.Events)
