@@ -67,6 +67,7 @@ func healthy() map[string]string {
 		`credchain_auditguard_last_resync_timestamp_seconds{` + guardPod + `}`:                               "0+60x180", // each minute's time()
 		`credchain_events_pending{` + guardPod + `,sink="nats"}`:                                             "0x180",
 		`credchain_events_delivered_total{` + guardPod + `,sink="nats"}`:                                     "0+1x180",
+		`credchain_events_dead_lettered_total{` + guardPod + `,sink="nats",reason="rejected"}`:               "0x180",
 		`credchain_webhook_certificate_expiry_timestamp_seconds{` + webhookA + `}`:                           "7776000x180", // 90 days after time 0
 		`credchain_webhook_certificate_expiry_timestamp_seconds{` + webhookB + `}`:                           "7776000x180",
 		`credchain_webhook_decisions_total{` + webhookA + `,decision="allowed"}`:                             "0+300x180",
@@ -242,6 +243,15 @@ func TestAlertsFire(t *testing.T) {
 			},
 			want: want{firing: []string{"CredchainEventDeliveryStuck"}, labels: map[string]string{"sink": "nats"},
 				texts: []string{"credchain events wait in the nats outbox of credchain-system/credchain-auditguard-0"}},
+		},
+		"NATS rejected an event 10 minutes ago": {
+			change: map[string]string{`credchain_events_dead_lettered_total{` + guardPod + `,sink="nats",reason="rejected"}`: "0x170 1x10"},
+			want: want{firing: []string{"CredchainEventsDeadLettered"},
+				labels: map[string]string{"severity": "warning", "sink": "nats", "reason": "rejected"},
+				texts:  []string{"credchain-system/credchain-auditguard-0 dead-lettered credchain events for nats (rejected)", "deadletter/nats"}},
+		},
+		"an event dead-lettered 2h ago": {
+			change: map[string]string{`credchain_events_dead_lettered_total{` + guardPod + `,sink="nats",reason="age"}`: "0x60 1x120"},
 		},
 	}
 

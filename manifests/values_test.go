@@ -26,7 +26,7 @@ var knobs = []string{
 	"auditguard.vault.addr=https://vault.example:8200", "auditguard.vault.namespace=admin", "auditguard.vault.caSecret=vault-ca",
 	"auditguard.vault.k8sMount=k8s-prod", "auditguard.kube=", "auditguard.auditFiles={/vault/audit/audit.log}",
 	"auditguard.queueSize=16384", "auditguard.resyncInterval=10m", "auditguard.reconcileInterval=30s", "auditguard.maxLine=1048576",
-	"auditguard.auditFileRotateGrace=2m", "auditguard.auditDisableWait=10s",
+	"auditguard.auditFileRotateGrace=2m", "auditguard.auditDisableWait=10s", "auditguard.flapDeletes=3", "auditguard.flapWindow=1h",
 	"auditguard.slackWebhookFile=/etc/credchain/slack/url",
 	"auditguard.persistence.storageClass=fast", "auditguard.persistence.size=5Gi",
 }
@@ -62,7 +62,7 @@ func TestChartValues(t *testing.T) {
 					"--state-dir=/var/lib/credchain", "--vault-k8s-role=credchain-auditguard", "--vault-k8s-mount=k8s-prod",
 					"--audit-file=/vault/audit/audit.log", "--queue-size=16384", "--resync-interval=10m",
 					"--reconcile-interval=30s", "--max-line=1048576", "--audit-file-rotate-grace=2m", "--audit-disable-wait=10s",
-					"--slack-webhook-file=/etc/credchain/slack/url"},
+					"--flap-deletes=3", "--flap-window=1h", "--slack-webhook-file=/etc/credchain/slack/url"},
 				"spec.template.spec.containers.0.env.1.value": "admin",
 				"spec.template.spec.containers.0.env.2.value": "/etc/credchain/vault-ca/ca.crt",
 			},
@@ -160,6 +160,7 @@ func TestChartRejectsValues(t *testing.T) {
 		"lower-case policy":      {"webhook.failurePolicy=fail", "/webhook/failurePolicy"},
 		"unknown unmanaged mode": {"webhook.unmanagedSecrets=block", "/webhook/unmanagedSecrets"},
 		"timeout over 30s":       {"webhook.timeoutSeconds=60", "/webhook/timeoutSeconds"},
+		"flap deletes of 1":      {"auditguard.flapDeletes=1", "/auditguard/flapDeletes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

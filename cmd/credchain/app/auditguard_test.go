@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 )
 
 func TestAuditguardCommand(t *testing.T) {
@@ -24,7 +25,29 @@ func TestAuditguardCommand(t *testing.T) {
 			if c.FlapDeletes != 5 || c.FlapWindow != 10*time.Minute {
 				t.Errorf("defaults: flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
 			}
+			want := events.Limits{}
+			want.SetDefaults()
+			if c.Events.Limits != want {
+				t.Errorf("defaults: event limits %+v, want %+v", c.Events.Limits, want)
+			}
 		}},
+		"event delivery limits": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--event-outbox-max-events", "500", "--event-outbox-max-bytes", "1048576",
+				"--event-max-attempts", "7", "--event-max-age", "2h"},
+			want: func(t *testing.T, c auditguard.Config) {
+				l := c.Events.Limits
+				if l.MaxPending != 500 || l.MaxPendingBytes != 1<<20 || l.MaxAttempts != 7 || l.MaxAge != 2*time.Hour {
+					t.Errorf("event limits %+v", l)
+				}
+				if l.MaxDeadLetters != events.DefaultMaxDeadLetters || l.MaxDeadLetterBytes != events.DefaultMaxDeadLetterBytes {
+					t.Errorf("dead-letter limits %+v, want the defaults", l)
+				}
+			},
+		},
+		"an outbox smaller than the largest event is refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--event-outbox-max-bytes", "1000", "--event-max-attempts", "-1"},
+			wantErr: "event max attempts: must not be negative\nevent max pending bytes 1000: must be at least 262144, the largest event",
+		},
 		"file device timings": {
 			args: []string{"--audit-file", "/vault/audit.log", "--audit-file-rotate-grace", "2m", "--audit-disable-wait", "10s"},
 			want: func(t *testing.T, c auditguard.Config) {

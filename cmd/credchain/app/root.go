@@ -85,4 +85,9 @@ func addDeliveryFlags(f *pflag.FlagSet, c *events.DeliveryConfig) {
 	f.StringVar(&c.NATS.KeyFile, "nats-key", "", "client key for NATS mTLS")
 	f.BoolVar(&c.NATS.CreateStream, "nats-create-stream", false, "create stream CREDCHAIN (credchain.>, file storage, 1h duplicate window) when no stream covers the subjects")
 	f.StringVar(&c.SlackWebhookFile, "slack-webhook-file", "", "file holding a Slack incoming-webhook URL (or set CREDCHAIN_SLACK_WEBHOOK_URL)")
+	l := &c.Limits
+	f.IntVar(&l.MaxPending, "event-outbox-max-events", l.MaxPending, "most events each sink's outbox holds; past it the oldest are dead-lettered (0: the default)")
+	f.Int64Var(&l.MaxPendingBytes, "event-outbox-max-bytes", l.MaxPendingBytes, "most bytes of encoded events each sink's outbox holds, at least 262144 (the largest event); past it the oldest are dead-lettered (0: the default)")
+	f.IntVar(&l.MaxAttempts, "event-max-attempts", l.MaxAttempts, "failed deliveries of one event while its sink is up before it is dead-lettered (0: the default)")
+	f.DurationVar(&l.MaxAge, "event-max-age", l.MaxAge, "how long after its time an event may keep failing, for any reason, before it is dead-lettered (0: the default)")
 }

@@ -42,6 +42,13 @@ func TestWebhookCommand(t *testing.T) {
 			args:    []string{"--stale-factor", "0", "--event-window", "0s", "--non-docker-secrets", "allow", "--failing-grace", "-1m"},
 			wantErr: "invalid configuration: --stale-factor 0: must be positive, or negative to disable the warning\n--failing-grace -1m0s: must not be negative\n--non-docker-secrets \"allow\": must be warn or deny\n--event-window 0s: must be positive",
 		},
+		"event delivery limits": {
+			args: []string{"--event-outbox-max-events", "500", "--event-outbox-max-bytes", "1048576", "--event-max-attempts", "7", "--event-max-age", "2h"},
+			want: func(c *webhook.Config) {
+				c.Events.Limits.MaxPending, c.Events.Limits.MaxPendingBytes = 500, 1<<20
+				c.Events.Limits.MaxAttempts, c.Events.Limits.MaxAge = 7, 2*time.Hour
+			},
+		},
 		"self-managed certificates derive their defaults": {
 			args: []string{"--cert-mode", "self", "--cert-secret-namespace", "platform", "--cert-lifetime", "1h"},
 			want: func(c *webhook.Config) {
