@@ -29,6 +29,7 @@ var knobs = []string{
 	"auditguard.auditFileRotateGrace=2m", "auditguard.auditDisableWait=10s", "auditguard.flapDeletes=3", "auditguard.flapWindow=1h",
 	"auditguard.slackWebhookFile=/etc/credchain/slack/url",
 	"auditguard.persistence.storageClass=fast", "auditguard.persistence.size=5Gi",
+	"networkPolicy.enabled=true", "networkPolicy.apiServerCIDRs={10.0.0.0/24}", "networkPolicy.vault.podSelector.matchLabels.app=vault",
 }
 
 // TestChartValues checks what the chart's values render: each flag of both commands, the cert modes'
@@ -74,6 +75,10 @@ func TestChartValues(t *testing.T) {
 				"webhooks.0.objectSelector.matchLabels.credchain":        "on",
 			},
 			{"v1", "PersistentVolumeClaim", "", "credchain-auditguard-state"}: {"spec.storageClassName": "fast", "spec.resources.requests.storage": "5Gi"},
+			{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-webhook"}: {
+				"spec.ingress.0.ports.0.port": 10443.0, "spec.ingress.0.from.0.ipBlock.cidr": "10.0.0.0/24"},
+			{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-auditguard"}: {
+				"spec.ingress.0.from.0.podSelector.matchLabels.app": "vault"},
 		}, gone: []objectKey{{"rbac.authorization.k8s.io/v1", "Role", "", "credchain-webhook-certs"}}},
 		"self-managed certificates in another namespace": {ns: "platform", set: []string{"certs.self.certLifetime=720h", "certs.self.extraDNSNames={webhook.example}"},
 			want: map[objectKey]map[string]any{webhook: {"spec.template.spec.containers.0.args": []any{"webhook", "--cert-mode=self",
