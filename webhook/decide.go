@@ -59,7 +59,11 @@ const (
 	ReasonNotPullable   Reason = "not_docker_secret"
 	ReasonNeverWritten  Reason = "never_written"
 	ReasonSuspended     Reason = "suspended"
+	ReasonInvalidName   Reason = "invalid_name"
 )
+
+// maxSecretName is the longest name a Secret can have (a DNS subdomain).
+const maxSecretName = 253
 
 // Reasons of ESO's Ready condition (v0.16.2 apis/externalsecrets/v1) that come with Status=True
 // although no Secret exists.
@@ -132,6 +136,13 @@ func (d *Decider) DecideChange(namespace string, refs PodRefs, old *PodRefs, now
 	for i, name := range refs.ImagePullSecrets {
 		if name == "" {
 			continue // the kubelet ignores an empty reference; nothing can be pulled with it
+		}
+		if len(name) > maxSecretName {
+			// The API server does not validate references: a multi-MB name would make a multi-MB
+			// denial. No Secret can have it, so nothing can be pulled with it.
+			dec.deny(ReasonInvalidName, field.Invalid(ref{spec: refs.SpecPath, index: i}.path(), oneLine(name, 63),
+				fmt.Sprintf("not a valid Secret name (%d bytes, at most %d)", len(name), maxSecretName)))
+			continue
 		}
 		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, &c, now)
 	}

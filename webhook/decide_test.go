@@ -171,6 +171,11 @@ func TestDecide(t *testing.T) {
 			reason:  ReasonPending,
 			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which has been Ready=Unknown since 2026-11-27T10:20:00Z (grace period 2m0s); check that External Secrets Operator is running and the store "vault" is valid: kubectl describe externalsecret order-service-regcred -n prod`},
 		},
+		"a multi-MB pull secret name is denied in a few bytes": {
+			refs:    PodRefs{SpecPath: "spec", ImagePullSecrets: []string{strings.Repeat("a", 4<<20)}, ServiceAccountName: "default"},
+			reason:  ReasonInvalidName,
+			denials: []string{`spec.imagePullSecrets[0]: Invalid value: "` + strings.Repeat("a", 63) + `…": not a valid Secret name (4194304 bytes, at most 253)`},
+		},
 		"empty references are ignored": {
 			sa:     map[string][]string{"prod/default": {""}},
 			refs:   PodRefs{SpecPath: "spec", ImagePullSecrets: []string{""}, ServiceAccountName: "default"},
