@@ -335,11 +335,17 @@ func nextStep(e Event) string {
 	case PolicyRestored:
 		return "nothing is broken; ask " + clip(e.Actor.String(), slackPathRunes) + " why the policy was deleted, and keep it in IaC so cleanups see it is in use"
 	case PolicyRestoreFailed:
+		switch e.Reason {
+		case "flapping":
+			return fmt.Sprintf("find what keeps deleting policy `%s` (an IaC run or a reconciler): the guard stopped restoring it; writing it again resumes guarding", policy)
+		case "superseded":
+			return fmt.Sprintf("the guard will not write back an older body of `%s` than Vault last logged: write the intended body (`vault policy write %s <file>`)", policy, policy)
+		}
 		return fmt.Sprintf("restore it by hand now (`vault policy write %s <file>`) — ESO syncs with these roles fail until then", policy)
 	case DanglingReference:
 		return fmt.Sprintf("write policy `%s` or remove it from the roles", policy)
 	case AuditDisabled:
-		return "re-enable the audit device that feeds credchain (`vault audit enable socket ...`) and find out who disabled it"
+		return "find out who disabled it and re-enable it with its original options — first make sure a file audit device is enabled too: never leave credchain's socket as Vault's only audit device (a stalled socket then stalls Vault)"
 	case PolicyDeleted:
 		return "nothing, unless the policy was still meant to be used"
 	case AdmissionDenied:

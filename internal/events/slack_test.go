@@ -471,3 +471,27 @@ func TestSlackMessagesFitSlack(t *testing.T) {
 		t.Errorf("%d messages for 20 long events, want them merged, several per message", len(reqs))
 	}
 }
+
+// TestNextStepAdvice: the advice never tells the operator to leave credchain's socket as Vault's only
+// audit device (issue 11 item 17), and a flapping policy is not "restore it by hand".
+func TestNextStepAdvice(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		e       Event
+		want    string
+		mustNot string
+	}{
+		"audit device disabled": {e: Event{Type: AuditDisabled}, want: "file audit device", mustNot: "`vault audit enable socket ...`"},
+		"restore withheld: flapping": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service", Reason: "flapping"},
+			want: "find what keeps deleting", mustNot: "restore it by hand now"},
+		"restore failed": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service"}, want: "restore it by hand now"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got := nextStep(tc.e)
+			if !strings.Contains(got, tc.want) || (tc.mustNot != "" && strings.Contains(got, tc.mustNot)) {
+				t.Errorf("nextStep = %q, want it to contain %q and not %q", got, tc.want, tc.mustNot)
+			}
+		})
+	}
+}
