@@ -132,31 +132,27 @@ func (d *Decider) Decide(namespace string, refs PodRefs, now time.Time) Decision
 // never converges. The next change of the pod template enforces it as usual.
 func (d *Decider) DecideChange(namespace string, refs PodRefs, old *PodRefs, now time.Time) Decision {
 	dec := Decision{Reason: ReasonNoPullSecrets}
-	c := change{d: d, ns: namespace, old: old}
-	for i, name := range refs.ImagePullSecrets {
-		if name == "" {
-			continue // the kubelet ignores an empty reference; nothing can be pulled with it
+	c := change{d: d, ns: namespace, create: old == nil}
+	if old != nil {
+		c.old = *old // a copy: a pointer kept in c would move the caller's refs to the heap
+	}
+	names, inherited := d.pullSecrets(namespace, refs)
+	for i, name := range names {
+		r := ref{spec: refs.SpecPath, index: i}
+		if inherited {
+			r.serviceAccount = refs.ServiceAccountName
 		}
-		if len(name) > maxSecretName {
+		switch {
+		case name == "":
+			// the kubelet ignores an empty reference; nothing can be pulled with it
+		case len(name) > maxSecretName:
 			// The API server does not validate references: a multi-MB name would make a multi-MB
 			// denial. No Secret can have it, so nothing can be pulled with it.
-			dec.deny(ReasonInvalidName, field.Invalid(ref{spec: refs.SpecPath, index: i}.path(), oneLine(name, 63),
+			dec.deny(ReasonInvalidName, field.Invalid(r.path(), oneLine(name, 63),
 				fmt.Sprintf("not a valid Secret name (%d bytes, at most %d)", len(name), maxSecretName)))
-			continue
+		default:
+			d.check(&dec, namespace, name, r, &c, now)
 		}
-		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i}, &c, now)
-	}
-	if len(refs.ImagePullSecrets) > 0 || !refs.InheritsServiceAccount() {
-		// The ServiceAccount admission plugin copies the account's pull secrets only into pods
-		// that name none, and it has already run for a Pod: only a template inherits them.
-		return dec
-	}
-	saSecrets, _ := d.Lookup.ServiceAccountPullSecrets(namespace, refs.ServiceAccountName)
-	for i, name := range saSecrets {
-		if name == "" {
-			continue
-		}
-		d.check(&dec, namespace, name, ref{spec: refs.SpecPath, index: i, serviceAccount: refs.ServiceAccountName}, &c, now)
 	}
 	return dec
 }
@@ -164,31 +160,35 @@ func (d *Decider) DecideChange(namespace string, refs PodRefs, old *PodRefs, now
 // change answers whether a pull secret is new in this review. It is consulted only for a secret no
 // ExternalSecret writes, so the healthy path never computes the old object's pull secrets.
 type change struct {
-	d    *Decider
-	ns   string
-	old  *PodRefs
-	prev []string // old's pull secrets, computed on first use
-	done bool
+	d      *Decider
+	ns     string
+	create bool     // a CREATE: every pull secret is new
+	old    PodRefs  // the object before an UPDATE
+	prev   []string // old's pull secrets, computed on first use
+	done   bool
 }
 
 func (c *change) isNew(secret string) bool {
-	if c.old == nil {
+	if c.create {
 		return true
 	}
 	if !c.done {
-		c.prev, c.done = c.d.pullSecrets(c.ns, *c.old), true
+		c.prev, _ = c.d.pullSecrets(c.ns, c.old)
+		c.done = true
 	}
 	return !slices.Contains(c.prev, secret)
 }
 
-// pullSecrets is the list of pull secrets pods made from refs carry: their own, else (for a
-// template) their ServiceAccount's as the cache holds it now.
-func (d *Decider) pullSecrets(ns string, refs PodRefs) []string {
+// pullSecrets is the list of pull secrets pods made from refs carry, and whether they are inherited:
+// their own, else, for a template, their ServiceAccount's as the cache holds it now. The
+// ServiceAccount admission plugin copies the account's pull secrets only into pods that name none,
+// and it has already run for a Pod under review: only a template inherits them.
+func (d *Decider) pullSecrets(ns string, refs PodRefs) (names []string, inherited bool) {
 	if len(refs.ImagePullSecrets) > 0 || !refs.InheritsServiceAccount() {
-		return refs.ImagePullSecrets
+		return refs.ImagePullSecrets, false
 	}
 	s, _ := d.Lookup.ServiceAccountPullSecrets(ns, refs.ServiceAccountName)
-	return s
+	return s, true
 }
 
 // ref says where a pull secret came from. The field path and wording are only built when a problem

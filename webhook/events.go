@@ -124,7 +124,7 @@ func WithEvents(em *EventEmitter, next ReviewFunc) ReviewFunc {
 		case res.Outcome == OutcomeDenied:
 			typ, msg = events.AdmissionDenied, res.Message
 		case res.Outcome == OutcomeWarned && res.Message != "":
-			typ, msg = events.AdmissionWarned, EnforcementLabel+"=warn, would deny: "+res.Message
+			typ, msg = events.AdmissionWarned, wouldDeny+res.Message
 		case res.Outcome == OutcomeWarned:
 			typ, msg = events.AdmissionWarned, strings.Join(res.Response.Warnings, "; ")
 		default:

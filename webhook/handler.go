@@ -46,6 +46,9 @@ const (
 	OutcomeErrored = "errored"
 )
 
+// wouldDeny starts what warn mode reports instead of a denial, in warnings and in events.
+const wouldDeny = EnforcementLabel + "=warn, would deny: "
+
 // Result is one review's outcome, computed once by the core and read by every decorator.
 type Result struct {
 	Response admission.Response
@@ -175,7 +178,7 @@ func (h *Handler) result(ctx context.Context, req admission.Request, mode Enforc
 		// its own line), sized so the API server never truncates them.
 		warnings := make([]string, 0, len(dec.Warnings)+len(dec.Denials))
 		for _, d := range dec.Denials {
-			warnings = append(warnings, EnforcementLabel+"=warn, would deny: "+d.Error())
+			warnings = append(warnings, wouldDeny+d.Error())
 		}
 		res.Response = admission.Allowed("").WithWarnings(fitWarnings(append(warnings, dec.Warnings...))...)
 		res.Outcome = OutcomeWarned
