@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -123,22 +122,7 @@ func TestVaultAuditDisableTrailingSlash(t *testing.T) {
 	if _, ok := audits["guard/"]; ok {
 		t.Fatal("device guard still enabled: this Vault does not normalise the path")
 	}
-	disabled := func() []auditguard.Event {
-		var out []auditguard.Event
-		for _, ev := range e.events.All()[n:] {
-			if ev.Type == auditguard.EventAuditDisabled {
-				out = append(out, ev)
-			}
-		}
-		return out
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(disabled()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no audit.device_disabled event: %+v", e.events.All()[n:])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	disabled := e.waitEvents(t, n, auditguard.EventAuditDisabled)
 	e.flush(t) // through the file device, which is still enabled: room for a duplicate
 	if got := disabled(); len(got) != 1 || got[0].Object != "sys/audit/guard" {
 		t.Errorf("audit.device_disabled events = %+v, want one for sys/audit/guard", got)

@@ -172,6 +172,29 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	return stop
 }
 
+// waitEvents waits up to 30s for an event of type typ among those recorded after the first n, and
+// returns a function listing them (called again later, it sees any that came since).
+func (e *env) waitEvents(t testing.TB, n int, typ string) func() []auditguard.Event {
+	t.Helper()
+	of := func() []auditguard.Event {
+		var out []auditguard.Event
+		for _, ev := range e.events.All()[n:] {
+			if ev.Type == typ {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(of()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event: %+v", typ, e.events.All()[n:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return of
+}
+
 func (e *env) policy(t testing.TB, name string) string {
 	t.Helper()
 	body, err := e.root.Sys().GetPolicy(name)
@@ -370,22 +393,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		// response, so the guard receives the request entry and nothing after it.
 		n := e.events.Count()
 		must(t, e.root.Sys().DisableAudit("guard"))
-		disabled := func() []auditguard.Event {
-			var out []auditguard.Event
-			for _, ev := range e.events.All()[n:] {
-				if ev.Type == auditguard.EventAuditDisabled {
-					out = append(out, ev)
-				}
-			}
-			return out
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for len(disabled()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("no audit.device_disabled event: %+v", e.events.All()[n:])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		disabled := e.waitEvents(t, n, auditguard.EventAuditDisabled)
 		time.Sleep(2 * time.Second) // room for a duplicate
 		got := disabled()
 		if len(got) != 1 {
