@@ -237,3 +237,5 @@ func BenchmarkSocketStall(b *testing.B) {
 		}))
 	})
 }
+
+func (m *memVault) ListNamespaces(context.Context) ([]string, error) { return nil, nil }

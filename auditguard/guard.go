@@ -41,8 +41,12 @@ type Guard struct {
 	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
 	blast atomic.Pointer[Blast]
 
-	mu         sync.Mutex
-	namespaces map[string]bool // Vault namespaces seen (root always)
+	mu sync.Mutex
+	// namespaces are the Vault namespaces guarded: root and those Vault lists (namespaces.go),
+	// never those audit lines name.
+	namespaces map[string]bool
+	// nsListed is when namespaces were last listed. Only the processing goroutine uses it.
+	nsListed time.Time
 	// k8sMounts caches each namespace's Kubernetes auth mounts from the last re-index (every resync
 	// and every auth mount change), so a role write on a known Kubernetes mount needs no API call.
 	k8sMounts map[string][]string
@@ -276,7 +280,11 @@ func (g *Guard) process(ctx context.Context, q queued) {
 	}
 	kind, name := Classify(e.Request.Path)
 	ns := e.Request.Namespace.NSPath()
-	g.seeNamespace(ns)
+	if !g.knownNamespace(ctx, ns) {
+		g.metrics.LinesDropped.WithLabelValues("unknown_namespace").Inc()
+		g.log.V(1).Info("skipping an audit entry from a namespace Vault does not list")
+		return
+	}
 	op := e.Request.Operation
 	failed := e.Error != ""
 	switch kind {
@@ -304,23 +312,6 @@ func (g *Guard) process(ctx context.Context, q queued) {
 			g.onAuditDisableResponse(ctx, ns, name, e)
 		}
 	}
-}
-
-func (g *Guard) seeNamespace(ns string) {
-	g.mu.Lock()
-	g.namespaces[ns] = true
-	g.mu.Unlock()
-}
-
-func (g *Guard) seenNamespaces() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make([]string, 0, len(g.namespaces))
-	for ns := range g.namespaces {
-		out = append(out, ns)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func (g *Guard) updateIndexMetrics() {

@@ -32,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LinesRead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_read_total", Help: "Audit lines read from every sink."}),
 		LinesRelevant: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_relevant_total", Help: "Audit lines that passed the pre-filter."}),
 		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
-			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs) or too_long."}, []string{"reason"}),
+			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs), too_long, or unknown_namespace (a namespace Vault does not list: forged, or created since the last listing and re-listed at most once a minute)."}, []string{"reason"}),
 		DecodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
 		LinesUnparsable: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_unparsable_total",
 			Help: "Audit lines that are no JSON audit entry (an audit device with format=jsonx, or a prefix containing '{\"'): the guard cannot see what they record."}),
@@ -61,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []HoldReason{HoldSuperseded, HoldFlapping} {
 		m.Withheld.WithLabelValues(string(r))
 	}
-	for _, r := range []string{"queue_full", "too_long"} {
+	for _, r := range []string{"queue_full", "too_long", "unknown_namespace"} {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -147,6 +147,11 @@ func entryTime(e *Entry, now time.Time) time.Time {
 
 // resync rebuilds the index and refreshes every policy snapshot from the API.
 func (g *Guard) resync(ctx context.Context, source string) error {
+	if err := g.refreshNamespaces(ctx); err != nil {
+		// Not fatal: a guard that cannot list namespaces (Community Edition answers 404, which
+		// is no error; a policy without list on sys/namespaces is one) guards those it knows.
+		g.log.Error(err, "listing Vault namespaces; guarding those already known")
+	}
 	errs := []error{g.reindex(ctx)}
 	for _, ns := range g.seenNamespaces() {
 		pols, err := g.vault.ListPolicies(ctx, ns)

@@ -22,6 +22,9 @@ type VaultAPI interface {
 	// EntityAuthMounts returns the auth mount paths of an identity entity's aliases (how the actor
 	// logs in), e.g. "auth/userpass/".
 	EntityAuthMounts(ctx context.Context, ns, entityID string) ([]string, error)
+	// ListNamespaces returns every Vault Enterprise namespace path below root ("team-a",
+	// "team-a/dev"); none on Community Edition.
+	ListNamespaces(ctx context.Context) ([]string, error)
 }
 
 // Vault implements VaultAPI with the official client.
