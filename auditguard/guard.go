@@ -353,7 +353,7 @@ func (g *Guard) actor(ctx context.Context, e *Entry) *Actor {
 
 func actorOf(e *Entry) *Actor {
 	return &Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress, Metadata: e.Auth.Metadata,
-		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path}
+		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path, Source: events.ActorFromAuditEntry}
 }
 
 func rolesString(roles []RoleRef) string {

@@ -135,7 +135,7 @@ func WithEvents(em *EventEmitter, next ReviewFunc) ReviewFunc {
 		em.emit(events.Event{
 			APIVersion: events.APIVersion, ID: em.eventID(typ, w, string(res.Reason), now), Type: typ, Time: now, Reason: string(res.Reason), Message: msg,
 			Workload: w,
-			Actor:    &events.Actor{DisplayName: req.UserInfo.Username, Operation: strings.ToLower(string(req.Operation))},
+			Actor:    &events.Actor{DisplayName: req.UserInfo.Username, Operation: strings.ToLower(string(req.Operation)), Source: events.ActorFromAdmission},
 			Cluster:  em.Cluster,
 		})
 		return res

@@ -198,6 +198,7 @@ func (c *capper) actor(field string, a *Actor) *Actor {
 		RequestID:     c.str(field+".requestId", a.RequestID, MaxNameBytes),
 		Operation:     c.str(field+".operation", a.Operation, MaxNameBytes),
 		Path:          c.str(field+".path", a.Path, MaxPathBytes),
+		Source:        c.str(field+".source", a.Source, MaxNameBytes),
 	}
 	if a.Metadata != nil {
 		keys := slices.Sorted(maps.Keys(a.Metadata))

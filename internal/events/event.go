@@ -85,7 +85,21 @@ type Actor struct {
 	RequestID string            `json:"requestId,omitempty"`
 	Operation string            `json:"operation,omitempty"`
 	Path      string            `json:"path,omitempty"`
+	// Source says where these fields come from, so nobody reads a claim as proof:
+	// ActorFromAuditEntry or ActorFromAdmission.
+	Source string `json:"source,omitempty"`
 }
+
+// Actor sources.
+const (
+	// ActorFromAuditEntry: the actor is as the audit entry names it. The guard reads entries from
+	// a socket or a file that anyone able to reach them can write to; it confirms the change
+	// itself by reading Vault before acting, but it cannot confirm who made it.
+	ActorFromAuditEntry = "audit-entry"
+	// ActorFromAdmission: the user the Kubernetes API server authenticated and sent to the
+	// webhook.
+	ActorFromAdmission = "admission-request"
+)
 
 // RoleRef is one Kubernetes auth role.
 type RoleRef struct {

@@ -234,6 +234,8 @@ func slackBlock(e Event) string {
 			if a.Operation != "" {
 				who += " (" + a.Operation + ")"
 			}
+		} else if a.Source == ActorFromAuditEntry {
+			who += ", as Vault's audit entry names them"
 		}
 		fmt.Fprintf(&b, "\n• *who:* %s", esc(clip(who, slackPathRunes)))
 	}
