@@ -110,6 +110,7 @@ const (
 	KindRole            // auth/<mount>/role/<name>
 	KindAuthMount       // sys/auth/<path>
 	KindAudit           // sys/audit/<path>
+	KindRemount         // sys/remount (a mount moved; its body, from and to, is HMACed)
 )
 
 // PolicyName is a policy name as Vault's policy store keys it: surrounding whitespace trimmed,
@@ -136,6 +137,8 @@ func Classify(path string) (Kind, string) {
 		return named(KindPolicy, PolicyName(strings.TrimPrefix(path, "sys/policy/")))
 	case strings.HasPrefix(path, "sys/auth/"):
 		return named(KindAuthMount, strings.TrimSuffix(strings.TrimPrefix(path, "sys/auth/"), "/"))
+	case path == "sys/remount" || path == "sys/remount/":
+		return KindRemount, ""
 	case strings.HasPrefix(path, "sys/audit/"):
 		return named(KindAudit, strings.TrimSuffix(strings.TrimPrefix(path, "sys/audit/"), "/"))
 	case strings.HasPrefix(path, "auth/"):
@@ -188,7 +191,7 @@ var (
 // relevantPrefixes are the request paths the guard acts on; everything else is dropped before a
 // full decode. Under auth/ only role paths are (isRolePath).
 var relevantPrefixes = [][]byte{
-	[]byte("sys/policies/acl/"), []byte("sys/policy/"), []byte("sys/auth/"), []byte("sys/audit/"),
+	[]byte("sys/policies/acl/"), []byte("sys/policy/"), []byte("sys/auth/"), []byte("sys/audit/"), []byte("sys/remount"),
 }
 
 var (

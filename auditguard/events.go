@@ -22,8 +22,8 @@ const (
 	EventPolicyRestoreFailed = events.PolicyRestoreFailed
 	EventDanglingReference   = events.DanglingReference
 	EventAuditDisabled       = events.AuditDisabled
-	// EventMountUnreadable: the guard cannot read one Kubernetes auth mount's roles (its policy does
-	// not cover a nested mount, say); it goes on guarding the others. Defined here until
-	// internal/events and docs/events.md list it.
-	EventMountUnreadable = "guard.auth_mount_unreadable"
+	EventAuditGuardOnly      = events.AuditGuardOnly
+	EventMountDisabled       = events.AuthMountDisabled
+	EventMountMoved          = events.AuthMountMoved
+	EventMountUnreadable     = events.AuthMountUnreadable
 )

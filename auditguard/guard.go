@@ -20,6 +20,9 @@ type queued struct {
 	// expire, when set, is not a line but the end of the wait for the response entry of the
 	// audit-device disable with this request ID (auditdevice.go).
 	expire string
+	// remount, when set, is not a line but the next look at the auth mounts after a remount
+	// (mounts.go).
+	remount *pendingRemount
 }
 
 // Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
@@ -67,6 +70,12 @@ type Guard struct {
 	// pendingDisables are audit-device disables seen as request entries (by request ID), awaiting their response
 	// (auditdevice.go). Only the processing goroutine uses it.
 	pendingDisables map[string]*Entry
+	// auditDevices is what the last check of Vault's audit devices found (auditdevices.go). Only
+	// the processing goroutine uses it.
+	auditDevices auditDeviceState
+	// pendingRemounts are the remounts whose effect is being waited for (mounts.go). Only the
+	// processing goroutine uses it.
+	pendingRemounts map[*pendingRemount]bool
 }
 
 // Option configures a Guard.
@@ -256,6 +265,11 @@ func (g *Guard) process(ctx context.Context, q queued) {
 	}
 	if q.expire != "" {
 		g.auditDisableExpired(ctx, q.expire)
+		g.checkAuditDevices(ctx)
+		return
+	}
+	if q.remount != nil {
+		g.remountCheck(ctx, q.remount)
 		return
 	}
 	e, err := DecodeEntry(q.line)
@@ -303,13 +317,18 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		}
 	case KindAuthMount:
 		if !failed {
-			if err := g.reindex(ctx); err != nil {
-				g.log.Error(err, "re-indexing roles after an auth mount change failed")
-			}
+			g.onAuthMountChanged(ctx, ns, name, e)
+		}
+	case KindRemount:
+		if !failed {
+			g.onRemount(ctx, e)
 		}
 	case KindAudit:
 		if op == "delete" {
 			g.onAuditDisableResponse(ctx, ns, name, e)
+		}
+		if !failed {
+			g.checkAuditDevices(ctx)
 		}
 	}
 }

@@ -14,6 +14,8 @@ type Metrics struct {
 	QueueDepth      prometheus.Gauge
 	Restores        *prometheus.CounterVec
 	Withheld        *prometheus.CounterVec
+	// AuditSocketOnly is set from the processing goroutine's audit device checks (auditdevices.go).
+	AuditSocketOnly prometheus.Gauge
 	// UnreadableMounts is set from the processing goroutine's re-index.
 	UnreadableMounts prometheus.Gauge
 	RestoreLatency   prometheus.Histogram
@@ -41,6 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Restores:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
 		Withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_withheld_total",
 			Help: "Restores of a deleted, referenced policy the guard refused (also counted as restores_total{result=\"failed\"}, which alerts): superseded (the snapshot is older than a logged write) or flapping (deleted too often)."}, []string{"reason"}),
+		AuditSocketOnly: newSocketOnlyGauge(),
 		UnreadableMounts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_unreadable_auth_mounts",
 			Help: "Kubernetes auth mounts whose roles the guard could not read at the last re-index: their roles' policies are guarded from an older listing, or not at all."}),
 		RestoreLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "credchain_auditguard_restore_latency_seconds", Help: "From a delete's audit entry arriving to the restore write returning.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1, 5}}),
@@ -65,6 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {
+		reg.MustRegister(m.AuditSocketOnly)
 		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.Restores, m.Withheld, m.UnreadableMounts,
 			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.BlastReady)
 	}

@@ -166,6 +166,7 @@ func (g *Guard) resync(ctx context.Context, source string) error {
 			g.snapshot(ctx, ns, p, source, nil)
 		}
 	}
+	g.checkAuditDevices(ctx)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}

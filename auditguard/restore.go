@@ -20,13 +20,13 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 	// referencing the policy later is told it is missing instead of getting the old body back —
 	// once a read confirms it is gone (a forged line must not plant a tombstone).
 	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
-		g.log.Error(err, "checking an unreferenced policy's delete; no tombstone", "policy", name)
+		g.log.Error(err, "checking the delete of a policy no Kubernetes auth role references; no tombstone", "policy", name)
 	} else if !found {
 		g.hold(ns, name, Hold{Reason: HoldDeleted, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
 	}
 	actor := g.actor(ctx, e)
 	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
-		Message: fmt.Sprintf("policy %q was deleted by %s; no Kubernetes auth role references it, so it stays deleted", name, actor)})
+		Message: fmt.Sprintf("policy %q was deleted by %s; %s, so credchain left it deleted", name, actor, g.referenceScope(ns))})
 }
 
 // restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile or a
@@ -151,7 +151,7 @@ func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, 
 	switch h.Reason {
 	case HoldDeleted:
 		g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: h.Actor, Roles: roles, Action: "none", Reason: string(h.Reason),
-			Message: fmt.Sprintf("policy %q is referenced by %s but does not exist: %s deleted it at %s while no role referenced it, and credchain does not bring back deliberately deleted policies; write the policy again or remove the reference",
+			Message: fmt.Sprintf("policy %q is referenced by %s but does not exist: %s deleted it at %s while no Kubernetes auth role referenced it, and credchain does not bring back deliberately deleted policies; write the policy again or remove the reference",
 				name, rolesString(roles), h.Actor, at)})
 		return
 	case HoldSuperseded:

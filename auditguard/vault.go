@@ -22,6 +22,10 @@ type VaultAPI interface {
 	// EntityAuthMounts returns the auth mount paths of an identity entity's aliases (how the actor
 	// logs in), e.g. "auth/userpass/".
 	EntityAuthMounts(ctx context.Context, ns, entityID string) ([]string, error)
+	// AuditDevices lists the audit devices enabled in Vault (auditdevices.go). It needs read and
+	// sudo on sys/audit; without them it returns a permission error, and the guard says it cannot
+	// tell whether it is Vault's only audit device.
+	AuditDevices(ctx context.Context) ([]AuditDevice, error)
 	// ListNamespaces returns every Vault Enterprise namespace path below root ("team-a",
 	// "team-a/dev"); none on Community Edition.
 	ListNamespaces(ctx context.Context) ([]string, error)

@@ -21,6 +21,18 @@ const (
 	PolicyRestoreFailed = "policy.restore_failed"
 	DanglingReference   = "policy.dangling_reference"
 	AuditDisabled       = "audit.device_disabled"
+	// AuditGuardOnly: every audit device enabled in Vault is a socket device (the guard's among
+	// them). Vault refuses a request no device can record, so a guard that is down, or a network
+	// path to it that is cut, then stops Vault; sent once each time Vault gets into that state.
+	AuditGuardOnly = "audit.guard_only_device"
+	// AuthMountDisabled: a Kubernetes auth mount was disabled, and every role on it with it.
+	AuthMountDisabled = "auth.mount_disabled"
+	// AuthMountMoved: a Kubernetes auth mount was moved (sys/remount); Vault revokes the tokens it
+	// issued, and stores still configured with the old path cannot log in.
+	AuthMountMoved = "auth.mount_moved"
+	// AuthMountUnreadable: the guard cannot read one Kubernetes auth mount's roles (its policy does
+	// not cover a nested mount, say); it goes on guarding the others.
+	AuthMountUnreadable = "guard.auth_mount_unreadable"
 	AdmissionDenied     = "admission.denied"
 	AdmissionWarned     = "admission.warned"
 )

@@ -320,9 +320,9 @@ func icon(t string) string {
 	switch t {
 	case PolicyRestored:
 		return ":white_check_mark:"
-	case PolicyRestoreFailed, AuditDisabled:
+	case PolicyRestoreFailed, AuditDisabled, AuditGuardOnly, AuthMountDisabled, AuthMountMoved:
 		return ":rotating_light:"
-	case DanglingReference, AdmissionWarned:
+	case DanglingReference, AdmissionWarned, AuthMountUnreadable:
 		return ":warning:"
 	case AdmissionDenied:
 		return ":no_entry:"
@@ -348,8 +348,16 @@ func nextStep(e Event) string {
 		return fmt.Sprintf("write policy `%s` or remove it from the roles", policy)
 	case AuditDisabled:
 		return "find out who disabled it and re-enable it with its original options — first make sure a file audit device is enabled too: never leave credchain's socket as Vault's only audit device (a stalled socket then stalls Vault)"
+	case AuditGuardOnly:
+		return "enable a file audit device now (`vault audit enable file file_path=/vault/audit/audit.log`), before anything else: while only socket devices record, Vault refuses requests whenever credchain is down or unreachable"
+	case AuthMountDisabled:
+		return "enable the mount again at the same path, configure it and write the roles named here with their policies; the ESO stores using them sync again once they can log in"
+	case AuthMountMoved:
+		return "point the ESO stores using the old path at the new one (`auth.kubernetes.mountPath`), or move the mount back (`vault auth move`)"
+	case AuthMountUnreadable:
+		return "grant the guard list on the mount's role path and read on its roles (manifests/vault/auditguard-policy.hcl); until then deletes of policies only its roles reference are not restored"
 	case PolicyDeleted:
-		return "nothing, unless the policy was still meant to be used"
+		return "nothing, unless something credchain does not check still grants the policy (another auth method, an identity group, a token role): the message names the Kubernetes auth mounts it checked"
 	case AdmissionDenied:
 		return "fix what the message names, then retry the change (the full message is in the event on NATS and in the webhook's log)"
 	case AdmissionWarned:

@@ -482,6 +482,11 @@ func TestNextStepAdvice(t *testing.T) {
 		mustNot string
 	}{
 		"audit device disabled": {e: Event{Type: AuditDisabled}, want: "file audit device", mustNot: "`vault audit enable socket ...`"},
+		"only socket devices":   {e: Event{Type: AuditGuardOnly}, want: "enable a file audit device now", mustNot: "socket address="},
+		"policy deleted, no Kubernetes auth role references it": {e: Event{Type: PolicyDeleted, Policy: "ci-deploy"},
+			want: "something credchain does not check still grants the policy (another auth method, an identity group, a token role)"},
+		"auth mount disabled": {e: Event{Type: AuthMountDisabled, Object: "auth/kubernetes"}, want: "write the roles named here"},
+		"auth mount moved":    {e: Event{Type: AuthMountMoved, Object: "auth/kubernetes"}, want: "mountPath"},
 		"restore withheld: flapping": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service", Reason: "flapping"},
 			want: "find what keeps deleting", mustNot: "restore it by hand now"},
 		"restore failed": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service"}, want: "restore it by hand now"},
