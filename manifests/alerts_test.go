@@ -64,6 +64,7 @@ func healthy() map[string]string {
 		`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="too_long"}`:                       "0x180",
 		`credchain_auditguard_socket_connections{` + guardPod + `}`:                                          "3x180",
 		`credchain_auditguard_blast_radius_ready{` + guardPod + `}`:                                          "1x180",
+		`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`:                                   "0x180",
 		`credchain_auditguard_last_resync_timestamp_seconds{` + guardPod + `}`:                               "0+60x180", // each minute's time()
 		`credchain_events_pending{` + guardPod + `,sink="nats"}`:                                             "0x180",
 		`credchain_events_delivered_total{` + guardPod + `,sink="nats"}`:                                     "0+1x180",
@@ -191,6 +192,14 @@ func TestAlertsFire(t *testing.T) {
 			change: map[string]string{`credchain_auditguard_blast_radius_ready{` + guardPod + `}`: "0x180"},
 			want: want{firing: []string{"CredchainAuditGuardBlastRadiusUnavailable"},
 				texts: []string{"serviceaccounts; see the logs of credchain-system/credchain-auditguard-0"}},
+		},
+		"the file audit device disabled: only the guard's socket is left": {
+			change: map[string]string{`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`: "0x175 1x5"},
+			want: want{firing: []string{"CredchainAuditGuardOnlyAuditDevice"}, labels: map[string]string{"severity": "critical"},
+				texts: []string{"while credchain-system/credchain-auditguard-0 is down, Vault refuses requests", "vault audit enable file file_path=/vault/audit/audit.log"}},
+		},
+		"the guard cannot list audit devices: unknown, not firing": {
+			change: map[string]string{`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`: "-1x180"},
 		},
 		"the role index stopped resyncing 2h ago": {
 			change: map[string]string{`credchain_auditguard_last_resync_timestamp_seconds{` + guardPod + `}`: "0+60x60 3600x120"},
