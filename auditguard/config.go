@@ -3,6 +3,7 @@ package auditguard
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/credchain/credchain/internal/events"
@@ -14,6 +15,30 @@ import (
 type Config struct {
 	// Listen are socket audit device targets: tcp://HOST:PORT or unix:///PATH. Repeatable.
 	Listen []string
+	// ListenMode is the permission of unix:// sockets. Connecting to a unix socket needs write
+	// permission on it, so only the guard's user (0600) or also ListenGroup (0660) can send lines.
+	// Bits for others are refused: any process on the host could write audit lines. Defaults to
+	// 0600; Vault usually runs as its own user, so give 0660 and ListenGroup.
+	ListenMode os.FileMode
+	// ListenGroup owns unix:// sockets when set: a group name or a numeric gid (a distroless image's
+	// /etc/group knows few names). The guard must be a member (Kubernetes: the pod's fsGroup or
+	// supplementalGroups). Defaults to "": the guard's own group.
+	ListenGroup string
+	// MaxConnections bounds open socket connections across every Listen: each costs a 64 KiB read
+	// buffer and a goroutine, and every Vault node of a cluster needs only one per device. One
+	// more is closed at once (credchain_auditguard_connections_refused_total). Defaults to 16.
+	MaxConnections int
+	// LineBufferBytes bounds the bytes held in buffers of lines longer than 64 KiB, across every
+	// connection and file together: a line that cannot get its buffer from it is skipped whole
+	// (lines_dropped_total{reason="buffer_budget"}) instead of growing memory with the number of
+	// connections. At least MaxLine. Defaults to 96 MiB: one line of the 64 MiB maximum while
+	// others of up to 32 MiB are read.
+	LineBufferBytes int64
+	// QueueBytes bounds the bytes of the lines waiting in the queue (QueueSize bounds their number):
+	// past it relevant lines are dropped (lines_dropped_total{reason="queue_bytes"}) and reconcile
+	// repairs what they would have triggered. Relevant entries are a few KiB (Vault HMACs request
+	// bodies), so 8192 of them fit with room to spare. Defaults to 16 MiB.
+	QueueBytes int64
 	// AuditFiles are file audit device logs to tail ("-" reads stdin once). Repeatable.
 	AuditFiles []string
 	// StateDir holds the snapshot store (state.db). Defaults to /var/lib/credchain.
@@ -84,6 +109,18 @@ func (c *Config) SetDefaults() {
 	if c.QueueSize == 0 {
 		c.QueueSize = 8192
 	}
+	if c.ListenMode == 0 {
+		c.ListenMode = DefaultListenMode
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.LineBufferBytes == 0 {
+		c.LineBufferBytes = DefaultLineBufferBytes
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
 	if c.RotateGrace == 0 {
 		c.RotateGrace = 30 * time.Second
 	}
@@ -114,10 +151,38 @@ func (c *Config) Validate() error {
 	if len(c.Listen) == 0 && len(c.AuditFiles) == 0 {
 		errs = append(errs, errors.New("no audit source: give --listen and/or --audit-file"))
 	}
+	unix := false
 	for _, l := range c.Listen {
-		if _, _, err := ParseListen(l); err != nil {
+		network, _, err := ParseListen(l)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		unix = unix || network == "unix"
+	}
+	switch m := c.ListenMode; {
+	case m&^os.ModePerm != 0:
+		errs = append(errs, fmt.Errorf("--listen-mode %#o: must be permission bits (at most 0777)", uint32(m)))
+	case m&0o007 != 0:
+		errs = append(errs, fmt.Errorf("--listen-mode %#o: must give others no access (anyone on the host could write audit lines); give Vault's group --listen-group and 0660", uint32(m)))
+	case c.ListenGroup != "" && m&0o020 == 0:
+		errs = append(errs, fmt.Errorf("--listen-mode %#o: --listen-group %s cannot connect without group write (0660)", uint32(m), c.ListenGroup))
+	}
+	if c.ListenGroup != "" {
+		if !unix {
+			errs = append(errs, fmt.Errorf("--listen-group %s: applies to unix:// sockets, and --listen gives none", c.ListenGroup))
+		}
+		if _, err := ResolveGroup(c.ListenGroup); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("--max-connections %d: must be at least 1", c.MaxConnections))
+	}
+	if c.LineBufferBytes < int64(c.MaxLine) {
+		errs = append(errs, fmt.Errorf("--line-buffer-bytes %d: must be at least --max-line (%d), or no line that long could be read", c.LineBufferBytes, c.MaxLine))
+	}
+	if c.QueueBytes < 1<<16 {
+		errs = append(errs, fmt.Errorf("--queue-bytes %d: must be at least 65536", c.QueueBytes))
 	}
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("--state-dir: must not be empty"))

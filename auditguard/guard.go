@@ -2,6 +2,7 @@ package auditguard
 
 import (
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 type queued struct {
 	line    []byte
 	arrived time.Time
+	// bytes is what line holds of the queue's byte budget (0 for markers and expiries).
+	bytes int64
 	// expire, when set, is not a line but the end of the wait for the response entry of the
 	// audit-device disable with this request ID (auditdevice.go).
 	expire string
@@ -36,6 +39,12 @@ type Guard struct {
 	opts    options
 
 	queue chan queued
+	// queueBytes bounds the bytes of the lines in queue; lineBudget the long-line buffers of every
+	// reader; connSlots the open socket connections of every SocketSink. Safe from any goroutine.
+	queueBytes, lineBudget, connSlots *byteBudget
+	// reconcileQueued is set while a reconcile requested by Reconnected waits in the queue: a burst
+	// of (re)connections asks for one reconcile, not one each.
+	reconcileQueued atomic.Bool
 
 	ready atomic.Bool
 	// unparsableLogged is when an unparsable line was last logged (UnixNano), for any sink goroutine.
@@ -86,6 +95,9 @@ type options struct {
 	resyncInterval    time.Duration
 	reconcileInterval time.Duration
 	maxLine           int
+	maxConnections    int
+	lineBufferBytes   int64
+	queueBytes        int64
 	vaultAddr         string
 	cluster           string
 	auditDisableWait  time.Duration
@@ -109,6 +121,19 @@ func WithReconcileInterval(d time.Duration) Option {
 
 // WithMaxLine bounds one audit line. Defaults to DefaultMaxLine (64 MiB).
 func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
+
+// WithMaxConnections bounds the open socket connections of every SocketSink together; one more is
+// closed at once and counted. Defaults to DefaultMaxConnections (16).
+func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnections = n } }
+
+// WithLineBufferBytes bounds the buffers of lines longer than 64 KiB across every reader; a line
+// whose buffer it cannot pay for is skipped whole and counted. Defaults to DefaultLineBufferBytes
+// (96 MiB).
+func WithLineBufferBytes(n int64) Option { return func(o *options) { o.lineBufferBytes = n } }
+
+// WithQueueBytes bounds the bytes of the queued lines; past it relevant lines are dropped and
+// counted, as past the queue size. Defaults to DefaultQueueBytes (16 MiB).
+func WithQueueBytes(n int64) Option { return func(o *options) { o.queueBytes = n } }
 
 // WithAuditDisableWait sets how long the request entry of an audit-device disable waits for its
 // response entry before audit.device_disabled is sent from the request alone. Vault stops writing
@@ -136,7 +161,8 @@ func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
 func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
-		maxLine: DefaultMaxLine, auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now}
+		maxLine: DefaultMaxLine, maxConnections: DefaultMaxConnections, lineBufferBytes: DefaultLineBufferBytes, queueBytes: DefaultQueueBytes,
+		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -144,7 +170,8 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 		m = NewMetrics(nil)
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
-		queue: make(chan queued, o.queueSize), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
+		queue: make(chan queued, o.queueSize), queueBytes: newByteBudget(o.queueBytes, m.QueueBytes),
+		lineBudget: newByteBudget(o.lineBufferBytes, m.LineBufferBytes), connSlots: newByteBudget(int64(o.maxConnections), nil), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
 		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey]time.Time{}}
 }
 
@@ -173,14 +200,30 @@ func (g *Guard) Ingest(line []byte) {
 		return
 	}
 	g.metrics.LinesRelevant.Inc()
-	q := queued{line: slices.Clone(line), arrived: time.Now()}
+	n := int64(len(line))
+	if !g.queueBytes.tryAcquire(n) {
+		g.metrics.LinesDropped.WithLabelValues("queue_bytes").Inc()
+		return
+	}
+	q := queued{line: slices.Clone(line), arrived: time.Now(), bytes: n}
 	select {
 	case g.queue <- q:
 		g.metrics.QueueDepth.Set(float64(len(g.queue)))
 	default:
+		g.queueBytes.release(n)
 		g.metrics.LinesDropped.WithLabelValues("queue_full").Inc()
 	}
 }
+
+// readLines reads r's lines into Ingest within the guard's line bounds (--max-line, and the
+// --line-buffer-bytes shared by every reader). For the sinks.
+func (g *Guard) readLines(r io.Reader) (int64, error) {
+	return lineReader{maxLine: g.opts.maxLine, budget: g.lineBudget, line: g.Ingest,
+		tooLong: g.LineTooLong, notEntry: g.LineNotEntry, overBudget: g.lineOverBudget}.read(r)
+}
+
+// lineOverBudget counts a long line skipped because --line-buffer-bytes was in use by others.
+func (g *Guard) lineOverBudget() { g.metrics.LinesDropped.WithLabelValues("buffer_budget").Inc() }
 
 // unparsableLogEvery spaces the log lines about unparsable audit lines: a device with format=jsonx
 // makes every line one, and the counter carries the rate.
@@ -234,6 +277,7 @@ func (g *Guard) Run(ctx context.Context) error {
 			return nil
 		case q := <-g.queue:
 			g.metrics.QueueDepth.Set(float64(len(g.queue)))
+			g.queueBytes.release(q.bytes)
 			g.process(ctx, q)
 		case <-resync.C:
 			if err := g.resync(ctx, "resync"); err != nil {
@@ -249,10 +293,14 @@ func (g *Guard) Run(ctx context.Context) error {
 // while it was away, so reconcile soon.
 func (g *Guard) Reconnected() {
 	// Reconcile from the processing goroutine to keep Vault calls single-threaded.
+	if !g.reconcileQueued.CompareAndSwap(false, true) {
+		return // one is queued already and will see this connection's gap too
+	}
 	q := queued{line: reconcileMarker, arrived: time.Now()}
 	select {
 	case g.queue <- q:
 	default:
+		g.reconcileQueued.Store(false)
 	}
 }
 
@@ -260,6 +308,7 @@ var reconcileMarker = []byte("\x00reconcile")
 
 func (g *Guard) process(ctx context.Context, q queued) {
 	if string(q.line) == string(reconcileMarker) {
+		g.reconcileQueued.Store(false)
 		g.reconcile(ctx)
 		return
 	}

@@ -12,6 +12,10 @@ type Metrics struct {
 	LinesUnparsable prometheus.Counter
 	Duplicates      prometheus.Counter
 	QueueDepth      prometheus.Gauge
+	// QueueBytes and LineBufferBytes are the bytes held of --queue-bytes and --line-buffer-bytes
+	// (Add/Sub from any sink goroutine and the processing one).
+	QueueBytes      prometheus.Gauge
+	LineBufferBytes prometheus.Gauge
 	Restores        *prometheus.CounterVec
 	Withheld        *prometheus.CounterVec
 	// AuditSocketOnly is set from the processing goroutine's audit device checks (auditdevices.go).
@@ -25,7 +29,9 @@ type Metrics struct {
 	Reconciles       prometheus.Counter
 	Events           *prometheus.CounterVec
 	Connections      prometheus.Gauge
-	BlastReady       prometheus.Gauge
+	// ConnectionsRefused counts socket connections closed at once for --max-connections.
+	ConnectionsRefused prometheus.Counter
+	BlastReady         prometheus.Gauge
 }
 
 // NewMetrics creates the metrics, registered with reg when non-nil.
@@ -34,13 +40,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LinesRead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_read_total", Help: "Audit lines read from every sink."}),
 		LinesRelevant: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_relevant_total", Help: "Audit lines that passed the pre-filter."}),
 		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
-			Help: "Relevant lines dropped: queue_full (processing fell behind; reconcile repairs), too_long, or unknown_namespace (a namespace Vault does not list: forged, or created since the last listing and re-listed at most once a minute)."}, []string{"reason"}),
+			Help: "Lines dropped: relevant ones for queue_full (processing fell behind; reconcile repairs) or queue_bytes (--queue-bytes of lines waiting); unread ones, relevant or not, for too_long (over --max-line) or buffer_budget (over 64 KiB while --line-buffer-bytes was in use by other readers); or unknown_namespace (a namespace Vault does not list: forged, or created since the last listing and re-listed at most once a minute)."}, []string{"reason"}),
 		DecodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
 		LinesUnparsable: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_unparsable_total",
 			Help: "Audit lines that are no JSON audit entry (an audit device with format=jsonx, or a prefix containing '{\"'): the guard cannot see what they record."}),
 		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_duplicate_entries_total", Help: "Entries seen twice (same request ID from two audit devices), acted on once."}),
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_depth", Help: "Entries waiting for processing."}),
-		Restores:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
+		QueueBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_queue_bytes", Help: "Bytes of the entries waiting for processing (bounded by --queue-bytes)."}),
+		LineBufferBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_line_buffer_bytes",
+			Help: "Bytes held in buffers of audit lines longer than 64 KiB being read, across every connection and file (bounded by --line-buffer-bytes)."}),
+		Restores: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_total", Help: "Policy restores by result (ok, failed)."}, []string{"result"}),
 		Withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_restores_withheld_total",
 			Help: "Restores of a deleted, referenced policy the guard refused (also counted as restores_total{result=\"failed\"}, which alerts): superseded (the snapshot is older than a logged write) or flapping (deleted too often)."}, []string{"reason"}),
 		AuditSocketOnly: newSocketOnlyGauge(),
@@ -53,6 +62,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconciles:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_reconciles_total", Help: "Reconcile passes."}),
 		Events:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
 		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
+		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_connections_refused_total",
+			Help: "Audit socket connections closed at once because --max-connections were open."}),
 		BlastReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_blast_radius_ready",
 			Help: "1 once the Kubernetes caches behind events' blast radius have synced; 0 before, and always with --kube=\"\"."}),
 	}
@@ -64,13 +75,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []HoldReason{HoldSuperseded, HoldFlapping} {
 		m.Withheld.WithLabelValues(string(r))
 	}
-	for _, r := range []string{"queue_full", "too_long", "unknown_namespace"} {
+	for _, r := range []string{"queue_full", "queue_bytes", "too_long", "buffer_budget", "unknown_namespace"} {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.AuditSocketOnly)
-		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.Restores, m.Withheld, m.UnreadableMounts,
-			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.BlastReady)
+		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.QueueBytes, m.LineBufferBytes, m.Restores, m.Withheld, m.UnreadableMounts,
+			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.ConnectionsRefused, m.BlastReady)
 	}
 	return m
 }

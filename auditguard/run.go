@@ -210,14 +210,21 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, m, log,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval),
-		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
+		WithReconcileInterval(cfg.ReconcileInterval), WithMaxLine(cfg.MaxLine), WithMaxConnections(cfg.MaxConnections), WithLineBufferBytes(cfg.LineBufferBytes), WithQueueBytes(cfg.QueueBytes), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow), WithVaultAddr(client.Address()), WithCluster(cfg.Events.NATS.Cluster))
 
 	var sources []Sink
+	perm := SocketPerm{Mode: cfg.ListenMode, GID: -1}
+	if cfg.ListenGroup != "" {
+		if perm.GID, err = ResolveGroup(cfg.ListenGroup); err != nil {
+			return err
+		}
+	}
 	for _, spec := range cfg.Listen {
-		l, err := Listen(spec)
+		l, err := ListenPerm(spec, perm)
 		if err != nil {
 			return err
 		}
+		defer l.Close() // a listener opened before a later one failed; the sinks close theirs too
 		sources = append(sources, &SocketSink{Listener: l, Guard: g, Log: log.WithValues("listen", spec)})
 	}
 	for _, p := range cfg.AuditFiles {

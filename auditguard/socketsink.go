@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,7 +43,8 @@ func ParseListen(s string) (network, address string, err error) {
 }
 
 // SocketSink is the target of Vault's socket audit device. Every Vault node of an HA cluster opens
-// its own connection, so it accepts any number, each read by its own goroutine.
+// its own connection, so it accepts several, each read by its own goroutine, up to the guard's
+// MaxConnections across every socket: one more is closed at once and counted.
 type SocketSink struct {
 	Listener net.Listener
 	Guard    *Guard
@@ -49,16 +53,53 @@ type SocketSink struct {
 
 var _ Sink = (*SocketSink)(nil)
 
-// Listen opens a listener for a --listen value. A stale unix socket file is removed first.
+// DefaultListenMode is the permission of a unix socket without --listen-mode: the guard's user only.
+const DefaultListenMode os.FileMode = 0o600
+
+// SocketPerm is who may connect to a unix socket: its permission bits and group (GID -1: the
+// guard's own).
+type SocketPerm struct {
+	Mode os.FileMode
+	GID  int
+}
+
+// ResolveGroup returns the gid of a --listen-group: a numeric gid, or a name looked up in the
+// system's group database.
+func ResolveGroup(s string) (int, error) {
+	if gid, err := strconv.Atoi(s); err == nil {
+		if gid < 0 {
+			return 0, fmt.Errorf("--listen-group %s: a gid cannot be negative", s)
+		}
+		return gid, nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return 0, fmt.Errorf("--listen-group %s: %w (give a numeric gid where the image's /etc/group lacks the name)", s, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("--listen-group %s: gid %q is not a number", s, g.Gid)
+	}
+	return gid, nil
+}
+
+// Listen opens a listener for a --listen value; a unix socket gets DefaultListenMode.
 func Listen(spec string) (net.Listener, error) {
+	return ListenPerm(spec, SocketPerm{Mode: DefaultListenMode, GID: -1})
+}
+
+// ListenPerm opens a listener for a --listen value; a unix socket gets perm (see listenUnix).
+func ListenPerm(spec string, perm SocketPerm) (net.Listener, error) {
 	network, addr, err := ParseListen(spec)
 	if err != nil {
 		return nil, err
 	}
 	if network == "unix" {
-		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("removing stale socket %s: %w", addr, err)
+		l, err := listenUnix(addr, perm)
+		if err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", spec, err)
 		}
+		return l, nil
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {
@@ -66,6 +107,74 @@ func Listen(spec string) (net.Listener, error) {
 	}
 	return l, nil
 }
+
+// listenUnix binds a unix socket at path that nobody but perm allows can ever connect to. A socket
+// is created with the process' umask (often 022: 0755, or 0777 under umask 0), and a chmod after
+// bind leaves a window in which anyone allowed by the umask can connect and stay connected. So it
+// binds in a fresh directory beside path that only the guard's user can enter (0700), sets mode
+// and group there, then renames the socket to path: at path it only ever exists with perm. The
+// umask is process-wide, so changing it around bind would race every other file the guard creates.
+// A stale socket at path (a previous run) is replaced atomically by the rename; anything else at
+// path is an error rather than deleted.
+func listenUnix(path string, perm SocketPerm) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
+	}
+	// Short names: a unix socket path is limited to 107 bytes, and this one is longer than path.
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".cg")
+	if err != nil {
+		return nil, fmt.Errorf("creating a private directory for the socket: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false) // it is unlinked at path, by unixListener.Close
+	fail := func(err error) (net.Listener, error) {
+		l.Close()
+		return nil, err
+	}
+	if err := os.Chmod(tmp, perm.Mode); err != nil {
+		return fail(fmt.Errorf("setting the socket's mode: %w", err))
+	}
+	if perm.GID >= 0 {
+		if err := os.Lchown(tmp, -1, perm.GID); err != nil {
+			return fail(fmt.Errorf("giving the socket to gid %d (the guard must be a member of the group: in Kubernetes, the pod's fsGroup or supplementalGroups): %w", perm.GID, err))
+		}
+	}
+	fi, err := os.Lstat(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("moving the socket into place: %w", err))
+	}
+	return &unixListener{UnixListener: l, path: path, file: fi}, nil
+}
+
+// unixListener removes its socket file on Close, unless another process has replaced it since.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	file os.FileInfo
+}
+
+// Addr is the socket's path, not the private directory's it was bound at.
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
+		_ = os.Remove(l.path)
+	}
+	return err
+}
+
+// connRefusedLogEvery spaces the log lines about refused connections: a flood would otherwise be
+// a flood of log lines, and the counter carries the rate.
+const connRefusedLogEvery = time.Minute
 
 // Run accepts connections until ctx ends.
 func (s *SocketSink) Run(ctx context.Context) error {
@@ -84,6 +193,7 @@ func (s *SocketSink) Run(ctx context.Context) error {
 		mu.Unlock()
 	}()
 	defer wg.Wait()
+	var refusedLogged time.Time
 	for {
 		c, err := s.Listener.Accept()
 		if err != nil {
@@ -97,12 +207,25 @@ func (s *SocketSink) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("accepting audit connections: %w", err)
 		}
+		if !s.Guard.connSlots.tryAcquire(1) {
+			// Closed at once, not held: a Vault node gets a write error and retries later; a
+			// flood costs a counter increment per connection.
+			c.Close()
+			s.Guard.metrics.ConnectionsRefused.Inc()
+			if time.Since(refusedLogged) >= connRefusedLogEvery {
+				refusedLogged = time.Now()
+				s.Log.Info("audit connection refused: too many open", "remote", c.RemoteAddr().String(),
+					"maxConnections", s.Guard.connSlots.max, "metric", "credchain_auditguard_connections_refused_total")
+			}
+			continue
+		}
 		mu.Lock()
 		if closed {
 			// Accepted just before the listener closed: nobody would close it, and Run would
 			// wait for Vault to hang up.
 			mu.Unlock()
 			c.Close()
+			s.Guard.connSlots.release(1)
 			continue
 		}
 		conns[c] = true
@@ -117,8 +240,9 @@ func (s *SocketSink) Run(ctx context.Context) error {
 				mu.Unlock()
 				c.Close()
 				s.Guard.metrics.Connections.Dec()
+				s.Guard.connSlots.release(1)
 			}()
-			n, err := readLines(c, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
+			n, err := s.Guard.readLines(c)
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				s.Log.Error(err, "audit connection failed", "remote", c.RemoteAddr().String(), "bytes", n)
 				return
@@ -127,4 +251,3 @@ func (s *SocketSink) Run(ctx context.Context) error {
 		})
 	}
 }
-

@@ -47,8 +47,19 @@ func (c *DeliveryConfig) Validate() error {
 }
 
 // Enabled reports whether any sink beyond the log is configured.
-func (c DeliveryConfig) Enabled() bool {
-	return len(c.NATS.URLs) > 0 || c.SlackWebhookFile != "" || os.Getenv("CREDCHAIN_SLACK_WEBHOOK_URL") != ""
+func (c DeliveryConfig) Enabled() bool { return c.Sinks() > 0 }
+
+// Sinks is how many sinks beyond the log are configured (NATS, Slack), each with its own outbox
+// and dead letters: what the state volume and memory bounds scale with.
+func (c DeliveryConfig) Sinks() int {
+	n := 0
+	if len(c.NATS.URLs) > 0 {
+		n++
+	}
+	if c.SlackWebhookFile != "" || os.Getenv("CREDCHAIN_SLACK_WEBHOOK_URL") != "" {
+		n++
+	}
+	return n
 }
 
 // NewDelivery builds the configured sinks behind a Dispatcher whose outboxes live in db. The

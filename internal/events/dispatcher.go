@@ -198,6 +198,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// MaxPeek is the most events a sink's worker reads from its outbox at a time (a BatchSink's
+// MaxBatch may be fewer). With MaxEventBytes it bounds the events a dispatcher holds in memory per
+// sink, whatever the outbox holds on disk.
+const MaxPeek = 64
+
 // Backoff bounds for failed deliveries.
 const (
 	minBackoff = 250 * time.Millisecond
@@ -211,7 +216,7 @@ func (d *Dispatcher) run(ctx context.Context, w *worker) {
 	name := w.sink.Name()
 	backoff := d.minBackoff
 	bs, isBatch := w.sink.(BatchSink)
-	limit := 64
+	limit := MaxPeek
 	if isBatch {
 		limit = bs.MaxBatch()
 	}

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -31,6 +33,9 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&cfg.Listen, "listen", nil, "socket audit device target, tcp://HOST:PORT or unix:///PATH (repeatable)")
+	f.Var((*fileMode)(&cfg.ListenMode), "listen-mode", "permission of unix:// sockets, octal; never for others (give Vault's group --listen-group and 0660)")
+	f.StringVar(&cfg.ListenGroup, "listen-group", "", "group owning unix:// sockets, a name or numeric gid (default: the guard's own)")
+	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "open audit socket connections accepted across every --listen; more are closed at once")
 	f.StringArrayVar(&cfg.AuditFiles, "audit-file", nil, "file audit device log to tail, - for stdin (repeatable)")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the policy snapshot store")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address serving /healthz and /readyz (\"0\" disables)")
@@ -39,6 +44,8 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", cfg.ReconcileInterval, "how often referenced policies missing from Vault are restored")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "relevant entries buffered between the readers and processing")
 	f.IntVar(&cfg.MaxLine, "max-line", cfg.MaxLine, "longest audit line accepted, in bytes")
+	f.Int64Var(&cfg.LineBufferBytes, "line-buffer-bytes", cfg.LineBufferBytes, "bytes of lines over 64 KiB buffered at once across every connection and file; a line that does not fit is skipped (at least --max-line)")
+	f.Int64Var(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "bytes of relevant entries buffered between the readers and processing")
 	f.DurationVar(&cfg.RotateGrace, "audit-file-rotate-grace", cfg.RotateGrace, "how long a rotated-away --audit-file is still read after the new file appears (Vault writes to it until it reopens)")
 	f.DurationVar(&cfg.AuditDisableWait, "audit-disable-wait", cfg.AuditDisableWait, "how long an audit device's disable waits for its response entry before it is reported from the request entry alone")
 	f.IntVar(&cfg.FlapDeletes, "flap-deletes", cfg.FlapDeletes, "stop restoring a policy (and alert) at this many deletes of it within --flap-window (-1 disables)")
@@ -51,3 +58,19 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	addDeliveryFlags(f, &cfg.Events)
 	return cmd
 }
+
+// fileMode is a pflag.Value of an octal permission (0660), printed the same way.
+type fileMode os.FileMode
+
+func (m *fileMode) String() string { return fmt.Sprintf("%#o", uint32(*m)) }
+
+func (m *fileMode) Set(s string) error {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return fmt.Errorf("want an octal mode such as 0660: %w", err)
+	}
+	*m = fileMode(v)
+	return nil
+}
+
+func (m *fileMode) Type() string { return "mode" }

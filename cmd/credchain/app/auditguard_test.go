@@ -25,6 +25,10 @@ func TestAuditguardCommand(t *testing.T) {
 			if c.FlapDeletes != 5 || c.FlapWindow != 10*time.Minute {
 				t.Errorf("defaults: flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
 			}
+			if c.ListenMode != 0o600 || c.ListenGroup != "" || c.MaxConnections != 16 || c.LineBufferBytes != 96<<20 || c.QueueBytes != 16<<20 {
+				t.Errorf("defaults: listen mode %#o group %q, max connections %d, line buffers %d, queue bytes %d",
+					c.ListenMode, c.ListenGroup, c.MaxConnections, c.LineBufferBytes, c.QueueBytes)
+			}
 			want := events.Limits{}
 			want.SetDefaults()
 			if c.Events.Limits != want {
@@ -75,6 +79,46 @@ func TestAuditguardCommand(t *testing.T) {
 		"flap detection that would never restore is refused": {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--flap-deletes", "1", "--flap-window", "-1m"},
 			wantErr: "--flap-deletes 1: must be at least 2 (-1 disables)\n--flap-window -1m0s: must be positive",
+		},
+		"a unix socket for Vault's group": {
+			args: []string{"--listen", "unix:///run/credchain/audit.sock", "--listen-mode", "0660", "--listen-group", "0"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.ListenMode != 0o660 || c.ListenGroup != "0" {
+					t.Errorf("listen mode %#o group %q", c.ListenMode, c.ListenGroup)
+				}
+			},
+		},
+		"a socket others can write is refused": {
+			args:    []string{"--listen", "unix:///run/credchain/audit.sock", "--listen-mode", "0666"},
+			wantErr: "--listen-mode 0666: must give others no access (anyone on the host could write audit lines); give Vault's group --listen-group and 0660",
+		},
+		"an unknown group is a configuration error": {
+			args:    []string{"--listen", "unix:///run/credchain/audit.sock", "--listen-mode", "0660", "--listen-group", "no-such-group-credchain"},
+			wantErr: "--listen-group no-such-group-credchain: group: unknown group no-such-group-credchain (give a numeric gid where the image's /etc/group lacks the name)",
+		},
+		"a group its mode does not let connect": {
+			args:    []string{"--listen", "unix:///run/credchain/audit.sock", "--listen-group", "0"},
+			wantErr: "--listen-mode 0600: --listen-group 0 cannot connect without group write (0660)",
+		},
+		"a group without a unix socket": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--listen-mode", "0660", "--listen-group", "0"},
+			wantErr: "--listen-group 0: applies to unix:// sockets, and --listen gives none",
+		},
+		"a mode that is not octal": {
+			args:    []string{"--listen", "unix:///run/credchain/audit.sock", "--listen-mode", "rw-rw----"},
+			wantErr: `invalid argument "rw-rw----" for "--listen-mode" flag: want an octal mode such as 0660`,
+		},
+		"memory bounds": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--max-connections", "4", "--line-buffer-bytes", "134217728", "--queue-bytes", "1048576"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.MaxConnections != 4 || c.LineBufferBytes != 128<<20 || c.QueueBytes != 1<<20 {
+					t.Errorf("max connections %d, line buffers %d, queue bytes %d", c.MaxConnections, c.LineBufferBytes, c.QueueBytes)
+				}
+			},
+		},
+		"memory bounds that cannot work are refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--max-connections", "-1", "--line-buffer-bytes", "1048576", "--queue-bytes", "100"},
+			wantErr: "--max-connections -1: must be at least 1\n--line-buffer-bytes 1048576: must be at least --max-line (67108864), or no line that long could be read\n--queue-bytes 100: must be at least 65536",
 		},
 		"negative waits are refused": {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--audit-file-rotate-grace", "-1s", "--audit-disable-wait", "-5s"},
