@@ -62,6 +62,8 @@ func healthy() map[string]string {
 		`credchain_auditguard_restores_total{` + guardPod + `,result="failed"}`:                              "0x180",
 		`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="queue_full"}`:                     "0x180",
 		`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="too_long"}`:                       "0x180",
+		`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="buffer_budget"}`:                  "0x180",
+		`credchain_auditguard_connections_refused_total{` + guardPod + `}`:                                   "0x180",
 		`credchain_auditguard_socket_connections{` + guardPod + `}`:                                          "3x180",
 		`credchain_auditguard_blast_radius_ready{` + guardPod + `}`:                                          "1x180",
 		`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`:                                   "0x180",
@@ -183,6 +185,20 @@ func TestAlertsFire(t *testing.T) {
 		"audit lines dropped": {
 			change: map[string]string{`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="queue_full"}`: "0x170 50+50x10"},
 			want:   want{firing: []string{"CredchainAuditLinesDropped"}, labels: map[string]string{"reason": "queue_full"}},
+		},
+		"long lines on many connections at once": {
+			change: map[string]string{`credchain_auditguard_lines_dropped_total{` + guardPod + `,reason="buffer_budget"}`: "0x175 3+3x5"},
+			want: want{firing: []string{"CredchainAuditLinesDropped"}, labels: map[string]string{"reason": "buffer_budget"},
+				texts: []string{"audit lines (buffer_budget)", "--line-buffer-bytes could not hold them all"}},
+		},
+		"connections refused": {
+			change: map[string]string{`credchain_auditguard_connections_refused_total{` + guardPod + `}`: "0x175 20+20x5"},
+			want: want{firing: []string{"CredchainAuditGuardConnectionsRefused"},
+				labels: map[string]string{"severity": "warning", "pod": "credchain-auditguard-0"},
+				texts:  []string{"audit socket of credchain-system/credchain-auditguard-0", "NetworkPolicy credchain-auditguard"}},
+		},
+		"connections refused an hour ago": {
+			change: map[string]string{`credchain_auditguard_connections_refused_total{` + guardPod + `}`: "0x120 5x60"},
 		},
 		"no Vault node streams audit entries": {
 			change: map[string]string{`credchain_auditguard_socket_connections{` + guardPod + `}`: "3x150 0x30"},

@@ -26,10 +26,12 @@ var knobs = []string{
 	"auditguard.vault.addr=https://vault.example:8200", "auditguard.vault.namespace=admin", "auditguard.vault.caSecret=vault-ca",
 	"auditguard.vault.k8sMount=k8s-prod", "auditguard.kube=", "auditguard.auditFiles={/vault/audit/audit.log}",
 	"auditguard.queueSize=16384", "auditguard.resyncInterval=10m", "auditguard.reconcileInterval=30s", "auditguard.maxLine=1048576",
+	"auditguard.maxConnections=8", "auditguard.lineBufferBytes=8388608", "auditguard.queueBytes=4194304",
 	"auditguard.auditFileRotateGrace=2m", "auditguard.auditDisableWait=10s", "auditguard.flapDeletes=3", "auditguard.flapWindow=1h",
 	"auditguard.slackWebhookFile=/etc/credchain/slack/url",
 	"auditguard.persistence.storageClass=fast", "auditguard.persistence.size=5Gi",
-	"networkPolicy.enabled=true", "networkPolicy.apiServerCIDRs={10.0.0.0/24}", "networkPolicy.vault.podSelector.matchLabels.app=vault",
+	"networkPolicy.webhook.enabled=true", "networkPolicy.webhook.apiServerCIDRs={10.0.0.0/24}",
+	"networkPolicy.auditguard.vault.podSelector.matchLabels.app=vault",
 }
 
 // TestChartValues checks what the chart's values render: each flag of both commands, the cert modes'
@@ -40,6 +42,7 @@ func TestChartValues(t *testing.T) {
 	webhook := objectKey{"apps/v1", "Deployment", "", "credchain-webhook"}
 	guard := objectKey{"apps/v1", "Deployment", "", "credchain-auditguard"}
 	vwc := objectKey{"admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", "credchain"}
+	guardPolicy := objectKey{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-auditguard"}
 	for name, tc := range map[string]struct {
 		ns   string
 		set  []string
@@ -62,7 +65,8 @@ func TestChartValues(t *testing.T) {
 				"spec.template.spec.containers.0.args": []any{"auditguard", "--listen=tcp://0.0.0.0:9090",
 					"--state-dir=/var/lib/credchain", "--vault-k8s-role=credchain-auditguard", "--vault-k8s-mount=k8s-prod",
 					"--audit-file=/vault/audit/audit.log", "--queue-size=16384", "--resync-interval=10m",
-					"--reconcile-interval=30s", "--max-line=1048576", "--audit-file-rotate-grace=2m", "--audit-disable-wait=10s",
+					"--reconcile-interval=30s", "--max-line=1048576", "--max-connections=8", "--line-buffer-bytes=8388608",
+					"--queue-bytes=4194304", "--audit-file-rotate-grace=2m", "--audit-disable-wait=10s",
 					"--flap-deletes=3", "--flap-window=1h", "--slack-webhook-file=/etc/credchain/slack/url"},
 				"spec.template.spec.containers.0.env.1.value": "admin",
 				"spec.template.spec.containers.0.env.2.value": "/etc/credchain/vault-ca/ca.crt",
@@ -78,7 +82,8 @@ func TestChartValues(t *testing.T) {
 			{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-webhook"}: {
 				"spec.ingress.0.ports.0.port": 10443.0, "spec.ingress.0.from.0.ipBlock.cidr": "10.0.0.0/24"},
 			{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-auditguard"}: {
-				"spec.ingress.0.from.0.podSelector.matchLabels.app": "vault"},
+				"spec.ingress.0.from.0.podSelector.matchLabels.app":   "vault",
+				"spec.ingress.0.from.0.namespaceSelector.matchLabels": map[string]any{"kubernetes.io/metadata.name": "vault"}},
 		}, gone: []objectKey{{"rbac.authorization.k8s.io/v1", "Role", "", "credchain-webhook-certs"}}},
 		"self-managed certificates in another namespace": {ns: "platform", set: []string{"certs.self.certLifetime=720h", "certs.self.extraDNSNames={webhook.example}"},
 			want: map[objectKey]map[string]any{webhook: {"spec.template.spec.containers.0.args": []any{"webhook", "--cert-mode=self",
@@ -90,10 +95,25 @@ func TestChartValues(t *testing.T) {
 				guard:   {"spec.template.spec.containers.0.args.5": "--max-line=1048576"},
 				webhook: {"spec.template.spec.containers.0.args.4": "--stale-factor=-1"}}},
 		"guard off": {set: []string{"auditguard.enabled=false"}, gone: []objectKey{guard,
-			{"v1", "Service", "", "credchain-auditguard"}, {"rbac.authorization.k8s.io/v1", "ClusterRole", "", "credchain-auditguard"}}},
+			{"v1", "Service", "", "credchain-auditguard"}, {"rbac.authorization.k8s.io/v1", "ClusterRole", "", "credchain-auditguard"}, guardPolicy}},
+		"by default only Vault's namespace reaches the audit port; probes and metrics stay open": {
+			want: map[objectKey]map[string]any{guardPolicy: {
+				"spec.ingress.0.ports.0.port":                         9090.0,
+				"spec.ingress.0.from.0.namespaceSelector.matchLabels": map[string]any{"kubernetes.io/metadata.name": "vault"},
+				"spec.ingress.0.from.0.podSelector":                   map[string]any{},
+				"spec.ingress.1.ports":                                []any{map[string]any{"port": 8081.0, "protocol": "TCP"}, map[string]any{"port": 8080.0, "protocol": "TCP"}},
+				"spec.ingress.1.from":                                 nil,
+			}},
+			gone: []objectKey{{"networking.k8s.io/v1", "NetworkPolicy", "", "credchain-webhook"}}},
+		"Vault's namespace selector replaces the default whole": {
+			set: []string{`json:networkPolicy.auditguard.vault.namespaceSelector={"matchLabels":{"team":"vault"}}`},
+			want: map[objectKey]map[string]any{guardPolicy: {
+				"spec.ingress.0.from.0.namespaceSelector.matchLabels": map[string]any{"team": "vault"}}}},
+		"guard NetworkPolicy off": {set: []string{"networkPolicy.auditguard.enabled=false"}, gone: []objectKey{guardPolicy}},
 		"guard off drops its alerts": {set: []string{"auditguard.enabled=false", "monitoring.prometheusRule.enabled=true"},
 			want: map[objectKey]map[string]any{{"monitoring.coreos.com/v1", "PrometheusRule", "", "credchain"}: {
-				"spec.groups.0.name": "credchain.eso", "spec.groups.1.name": "credchain.webhook", "spec.groups.2.name": "credchain.events"}}},
+				"spec.groups.0.name": "credchain.eso", "spec.groups.1.name": "credchain.webhook", "spec.groups.2.name": "credchain.events",
+				"spec.groups.3": nil}}},
 		"guard without persistence": {set: []string{"auditguard.persistence.enabled=false"},
 			want: map[objectKey]map[string]any{guard: {"spec.template.spec.volumes.0.emptyDir": map[string]any{}}},
 			gone: []objectKey{{"v1", "PersistentVolumeClaim", "", "credchain-auditguard-state"}}},
@@ -161,15 +181,23 @@ func field(obj any, path string) any {
 func TestChartRejectsValues(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct{ set, path string }{
-		"unknown cert mode":      {"certs.mode=cert_manager", "/certs/mode"},
-		"lower-case policy":      {"webhook.failurePolicy=fail", "/webhook/failurePolicy"},
-		"unknown unmanaged mode": {"webhook.unmanagedSecrets=block", "/webhook/unmanagedSecrets"},
-		"timeout over 30s":       {"webhook.timeoutSeconds=60", "/webhook/timeoutSeconds"},
-		"flap deletes of 1":      {"auditguard.flapDeletes=1", "/auditguard/flapDeletes"},
+		"unknown cert mode":         {"certs.mode=cert_manager", "/certs/mode"},
+		"lower-case policy":         {"webhook.failurePolicy=fail", "/webhook/failurePolicy"},
+		"unknown unmanaged mode":    {"webhook.unmanagedSecrets=block", "/webhook/unmanagedSecrets"},
+		"timeout over 30s":          {"webhook.timeoutSeconds=60", "/webhook/timeoutSeconds"},
+		"flap deletes of 1":         {"auditguard.flapDeletes=1", "/auditguard/flapDeletes"},
+		"line buffers under 64 KiB": {"auditguard.lineBufferBytes=1000", "/auditguard/lineBufferBytes"},
+		// Moved under networkPolicy.webhook: left at the old place it would render no policy.
+		"networkPolicy.enabled":              {"networkPolicy.enabled=true", "/networkPolicy"},
+		"a guard policy admitting every pod": {"json:networkPolicy.auditguard.vault.namespaceSelector={}", "an empty namespaceSelector and podSelector admit every pod"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			out, err := exec.Command(testenv.Helm(t), "template", "credchain", chart, "--set", tc.set).CombinedOutput()
+			flag, set := "--set", tc.set
+			if v, ok := strings.CutPrefix(set, "json:"); ok {
+				flag, set = "--set-json", v
+			}
+			out, err := exec.Command(testenv.Helm(t), "template", "credchain", chart, flag, set).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.path) {
 				t.Errorf("--set %s: want an error naming %s, got %v:\n%.500s", tc.set, tc.path, err, out)
 			}
