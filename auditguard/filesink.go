@@ -20,13 +20,28 @@ import (
 // past delete at install (reconcile repairs what is missing now). A file that appears later, or
 // replaces it by rotation, is read from its start. "-" reads stdin once to EOF (replaying a saved
 // log).
+//
+// inotify wakes it on every write (filewatch.go), so a line reaches the guard within about a
+// millisecond of Vault writing it; it also polls, as a safety net for what inotify cannot see. The
+// offset it saves is the one processing has reached (checkpoint.go), not the one read: lines still
+// queued when the guard stops are read again by the next one.
+//
+// Vault never waits for it: Vault writes the file and goes on, whatever the guard is doing. A
+// stopped, slow or vanished guard costs Vault nothing (docs/benchmarks.md, BenchmarkVaultAuditStall),
+// unlike a socket device, whose every write waits for the guard's side of the connection.
 type FileSink struct {
 	Path  string
 	Guard *Guard
+	// Store is the guard's store: where the offset is read from at start. Checkpoints are saved
+	// by the guard's processing into its own store.
 	Store *Store
 	Log   logr.Logger
-	// Poll is how often the file is checked for new data. Defaults to 100ms.
+	// Poll is how often the file is checked besides inotify's wake-ups while the directory is
+	// watched: the safety net for writes inotify does not report (filewatch.go). Defaults to 1s.
 	Poll time.Duration
+	// PollUnwatched is how often the file is checked while its directory cannot be watched
+	// (inotify unavailable or out of watches, the directory missing). Defaults to 100ms.
+	PollUnwatched time.Duration
 	// RotateGrace is how long a rotated-away file is still read after the new one appears.
 	// logrotate's "create" makes the new file before Vault is told to reopen (SIGHUP), so Vault
 	// keeps appending to the old one for a moment. Defaults to 30s.
@@ -43,6 +58,9 @@ type tailedFile struct {
 	// head holds the file's first bytes once some were read, to recognise a truncated file that
 	// grew past the read offset again between two polls.
 	head []byte
+	// checkpointed is the offset last queued as a checkpoint, and when.
+	checkpointed   int64
+	checkpointedAt time.Time
 }
 
 // headLen is how much of a file's start identifies its content: at least the first audit entry
@@ -86,22 +104,41 @@ func (t *tailedFile) close() {
 // Run tails until ctx ends (or stdin reaches EOF).
 func (s *FileSink) Run(ctx context.Context) error {
 	if s.Path == "-" {
-		_, err := readLines(os.Stdin, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
+		_, err := s.Guard.readLines(os.Stdin)
 		return err
 	}
-	poll := s.Poll
+	poll, unwatched := s.Poll, s.PollUnwatched
 	if poll == 0 {
-		poll = 100 * time.Millisecond
+		poll = time.Second
+	}
+	if unwatched == 0 {
+		unwatched = 100 * time.Millisecond
 	}
 	grace := s.RotateGrace
 	if grace == 0 {
 		grace = 30 * time.Second
 	}
+	watch, err := newDirWatch(s.Path)
+	if err != nil {
+		s.Log.Error(err, "cannot use inotify; polling the audit file instead", "poll", unwatched.String())
+	}
+	defer watch.close()
+	watched := false
 	// cur is the file the path names; old the rotated-away one, read until oldUntil.
 	var cur, old *tailedFile
 	var oldUntil time.Time
 	defer func() { cur.close(); old.close() }()
 	for first := true; ; first = false {
+		// Watch before reading: a write between the read and the watch would wait for a poll.
+		if w, err := watch.ensure(); w != watched {
+			if w {
+				s.Log.Info("watching the audit file's directory", "path", s.Path)
+			} else {
+				s.Log.Error(err, "cannot watch the audit file's directory; polling it instead", "path", s.Path, "poll", unwatched.String())
+			}
+			watched = w
+		}
+		watch.coalesce() // what they announced is read below
 		if cur == nil {
 			nf, err := s.open(first)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -110,8 +147,8 @@ func (s *FileSink) Run(ctx context.Context) error {
 			cur = nf
 		}
 		if old != nil {
-			// Not persisted: the saved offset belongs to the file the path names now.
-			if err := s.drain(old, false); err != nil {
+			// Not checkpointed: the saved offset belongs to the file the path names now.
+			if err := s.drain(old); err != nil {
 				return err
 			}
 			if time.Now().After(oldUntil) {
@@ -127,19 +164,20 @@ func (s *FileSink) Run(ctx context.Context) error {
 				s.Log.Info("audit file truncated", "path", s.Path)
 				cur.offset, cur.head = 0, nil
 			}
-			if err := s.drain(cur, true); err != nil {
+			if err := s.drain(cur); err != nil {
 				return err
 			}
+			s.checkpoint(cur)
 			if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != cur.inode {
 				// Rotation: the path names another file. Read the old one once more — lines
 				// written between the drain above and the Stat would be lost otherwise — and
 				// keep reading it for the grace period.
 				s.Log.Info("audit file rotated", "path", s.Path)
-				if err := s.drain(cur, false); err != nil {
+				if err := s.drain(cur); err != nil {
 					return err
 				}
 				if old != nil { // rotated twice within the grace period: finish the oldest first
-					if err := s.drain(old, false); err != nil {
+					if err := s.drain(old); err != nil {
 						return err
 					}
 					old.close()
@@ -156,10 +194,36 @@ func (s *FileSink) Run(ctx context.Context) error {
 				}
 			}
 		}
+		wait := poll
+		if !watched {
+			wait = unwatched
+		}
+		if !s.wait(ctx, watch, wait) {
+			return nil
+		}
+	}
+}
+
+// wait blocks until the watch reports a change that concerns the file, or d passed. It reports
+// false when ctx ended.
+func (s *FileSink) wait(ctx context.Context, watch *dirWatch, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	evs, errs := watch.events()
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-time.After(poll):
+			return false
+		case <-timer.C:
+			return true
+		case ev := <-evs:
+			if watch.wakes(ev) {
+				return true
+			}
+		case <-errs:
+			// The kernel's event queue overflowed (fsnotify.ErrEventOverflow): events were
+			// lost, so look now.
+			return true
 		}
 	}
 }
@@ -180,23 +244,24 @@ func (s *FileSink) open(atStart bool) (*tailedFile, error) {
 	saved, off, ok := s.Store.Offset(s.Path)
 	switch {
 	case ok && saved == t.inode && off <= fi.Size():
-		t.offset = off // resume where the last run stopped
+		t.offset = off // resume where the last run's processing stopped
 	case !ok && atStart:
 		t.offset = fi.Size()
 		if t.offset > 0 {
 			s.Log.Info("first run on this audit file: skipping the entries already in it", "path", s.Path, "bytes", t.offset)
 		}
-		// Saved now: a restart before anything new is read must not skip what came meanwhile.
+		// Saved now, not through a checkpoint: nothing before it is to be processed, and a
+		// restart before anything new is read must not skip what came meanwhile.
 		if err := s.Store.SaveOffset(s.Path, t.inode, t.offset); err != nil {
 			s.Log.Error(err, "saving audit file offset")
 		}
 	}
+	t.checkpointed = t.offset
 	return t, nil
 }
 
-// drain reads complete lines from the file's offset to EOF and, when persist is set, saves the
-// new offset.
-func (s *FileSink) drain(t *tailedFile, persist bool) error {
+// drain reads complete lines from the file's offset to EOF.
+func (s *FileSink) drain(t *tailedFile) error {
 	if t.head == nil {
 		// Remember the first bytes before reading: they identify this content of the file.
 		buf := make([]byte, headLen)
@@ -211,19 +276,23 @@ func (s *FileSink) drain(t *tailedFile, persist bool) error {
 	if _, err := t.f.Seek(t.offset, io.SeekStart); err != nil {
 		return fmt.Errorf("seeking audit file: %w", err)
 	}
-	n, err := readLines(t.f, s.Guard.opts.maxLine, s.Guard.Ingest, s.Guard.LineTooLong, s.Guard.LineNotEntry)
+	n, err := s.Guard.readLines(t.f)
 	if err != nil {
 		return fmt.Errorf("reading audit file: %w", err)
 	}
-	if n > 0 {
-		t.offset += n
-		if persist {
-			if err := s.Store.SaveOffset(s.Path, t.inode, t.offset); err != nil {
-				s.Log.Error(err, "saving audit file offset")
-			}
-		}
-	}
+	t.offset += n
 	return nil
+}
+
+// checkpoint queues the file's offset behind the lines read up to it, when it moved and the last
+// checkpoint is checkpointEvery old; a later call (at the latest the next poll) queues the rest.
+func (s *FileSink) checkpoint(t *tailedFile) {
+	if t.offset == t.checkpointed || time.Since(t.checkpointedAt) < checkpointEvery {
+		return
+	}
+	if s.Guard.checkpoint(fileCheckpoint{path: s.Path, inode: t.inode, offset: t.offset}) {
+		t.checkpointed, t.checkpointedAt = t.offset, time.Now()
+	}
 }
 
 func inodeOf(fi os.FileInfo) uint64 {

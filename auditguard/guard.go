@@ -23,6 +23,9 @@ type queued struct {
 	// expire, when set, is not a line but the end of the wait for the response entry of the
 	// audit-device disable with this request ID (auditdevice.go).
 	expire string
+	// checkpoint, when set, is not a line but a file sink's progress, saved once processing
+	// reaches it (checkpoint.go).
+	checkpoint *fileCheckpoint
 	// remount, when set, is not a line but the next look at the auth mounts after a remount
 	// (mounts.go).
 	remount *pendingRemount
@@ -307,6 +310,10 @@ func (g *Guard) Reconnected() {
 var reconcileMarker = []byte("\x00reconcile")
 
 func (g *Guard) process(ctx context.Context, q queued) {
+	if q.checkpoint != nil {
+		g.saveCheckpoint(q.checkpoint)
+		return
+	}
 	if string(q.line) == string(reconcileMarker) {
 		g.reconcileQueued.Store(false)
 		g.reconcile(ctx)
