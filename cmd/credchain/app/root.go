@@ -17,6 +17,7 @@ import (
 
 	"github.com/credchain/credchain/auditguard"
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/kube"
 	"github.com/credchain/credchain/webhook"
 )
 
@@ -30,7 +31,7 @@ type Runners struct {
 func DefaultRunners() Runners {
 	return Runners{
 		Webhook: func(ctx context.Context, cfg webhook.Config, log logr.Logger) error {
-			rc, err := webhook.RestConfig(cfg.Kubeconfig)
+			rc, err := kube.RestConfig(cfg.Kubeconfig)
 			if err != nil {
 				return err
 			}
