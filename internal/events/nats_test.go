@@ -24,6 +24,7 @@ import (
 // startNATS runs a real nats-server in-process with JetStream storing in dir; port 0 picks one.
 func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
+	testenv.NeedsServer(t, "a nats-server")
 	s, err := testenv.NATS(dir, port)
 	if err != nil {
 		t.Fatal(err)

@@ -3,46 +3,11 @@ package testenv
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
-
-// RegistryVersion is the registry hack/testbin.sh builds.
-const RegistryVersion = "3.1.2"
-
-// ESOBin returns ESO's controller binary: $CREDCHAIN_ESO, else the testbin cache.
-func ESOBin() (string, error) {
-	return cached("CREDCHAIN_ESO", "eso-"+strings.TrimPrefix(ESOVersion, "v"), "external-secrets")
-}
-
-// RegistryBin returns distribution's registry binary: $CREDCHAIN_REGISTRY, else the testbin cache.
-func RegistryBin() (string, error) {
-	return cached("CREDCHAIN_REGISTRY", "registry-"+RegistryVersion, "registry")
-}
-
-func cached(env, dir, name string) (string, error) {
-	p := os.Getenv(env)
-	if p == "" {
-		p = filepath.Join(CacheRoot(), dir, name)
-	}
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s not found", p)
-	}
-	return p, nil
-}
-
-// Require fails under CI and skips loudly elsewhere when a server lookup returned err.
-func Require(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		missing(t, err.Error())
-	}
-}
 
 // NATS starts an in-process nats-server with JetStream on loopback (port 0: a free one), storing
 // streams in dir. It leaves signals to the process that embeds it.
@@ -65,6 +30,7 @@ func NATS(dir string, port int) (*server.Server, error) {
 // StartNATS is NATS for tests: a fresh store, shut down at cleanup.
 func StartNATS(t testing.TB) *server.Server {
 	t.Helper()
+	NeedsServer(t, "a nats-server")
 	s, err := NATS(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
