@@ -14,8 +14,19 @@ import (
 // The event comes from the response when there is one, from the request when there is none by the
 // end of the wait — once either way (de-duplicated by request ID, like every entry).
 
-// onAuditDisableRequest starts the wait for a disable's response entry.
-func (g *Guard) onAuditDisableRequest(ctx context.Context, e *Entry) {
+// Bounds of the disables waiting for their response. Each holds its decoded entry for the wait and
+// a timer, and Vault's own are a handful at most: a DELETE sys/audit/<path> carries no body, so its
+// request entry is a few KiB. Request lines past them cannot be Vault's (anyone reaching the socket
+// can write some) and are dropped, counted in lines_dropped_total{reason="disable_waits"}, rather
+// than held: --audit-disable-wait × the processing rate of forged entries would otherwise be held
+// in memory, each as large as the queue allows.
+const (
+	maxPendingDisables    = 64
+	maxDisableRequestLine = 64 << 10
+)
+
+// onAuditDisableRequest starts the wait for a disable's response entry; size is its line's.
+func (g *Guard) onAuditDisableRequest(ctx context.Context, e *Entry, size int) {
 	id := e.Request.ID
 	if id == "" {
 		return // cannot be matched with a response; a request without an ID is not Vault's
@@ -25,6 +36,10 @@ func (g *Guard) onAuditDisableRequest(ctx context.Context, e *Entry) {
 	}
 	if _, ok := g.pendingDisables[id]; ok {
 		return // the same request from a second device
+	}
+	if size > maxDisableRequestLine || len(g.pendingDisables) >= maxPendingDisables {
+		g.metrics.LinesDropped.WithLabelValues("disable_waits").Inc()
+		return
 	}
 	g.pendingDisables[id] = e
 	// The expiry goes through the queue, behind every line that arrived before it: a response that

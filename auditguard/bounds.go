@@ -86,6 +86,9 @@ type MemoryBound struct {
 	// Outbox is what the event dispatcher reads into memory: per configured sink up to
 	// events.MaxPeek events of at most events.MaxEventBytes each.
 	Outbox int64
+	// DisableWaits are the audit device disables waiting for their response entry, each holding
+	// its decoded request entry (auditdevice.go).
+	DisableWaits int64
 	// Baseline is MemoryBaseline.
 	Baseline int64
 	// Total is gcFactor × (everything above but Baseline) + Baseline.
@@ -98,14 +101,15 @@ type MemoryBound struct {
 func (c Config) MemoryBound() MemoryBound {
 	files := int64(len(c.AuditFiles))
 	m := MemoryBound{
-		LineBuffers: c.LineBufferBytes,
-		ReadBuffers: (int64(c.MaxConnections) + 2*files) * readBufferSize,
-		Queue:       c.QueueBytes + int64(c.QueueSize)*queuedSlotBytes,
-		Processing:  2 * min(int64(c.MaxLine), c.QueueBytes),
-		Outbox:      int64(c.Events.Sinks()) * events.MaxPeek * events.MaxEventBytes,
-		Baseline:    MemoryBaseline,
+		LineBuffers:  c.LineBufferBytes,
+		ReadBuffers:  (int64(c.MaxConnections) + 2*files) * readBufferSize,
+		Queue:        c.QueueBytes + int64(c.QueueSize)*queuedSlotBytes,
+		Processing:   2 * min(int64(c.MaxLine), c.QueueBytes),
+		Outbox:       int64(c.Events.Sinks()) * events.MaxPeek * events.MaxEventBytes,
+		DisableWaits: maxPendingDisables * maxDisableRequestLine,
+		Baseline:     MemoryBaseline,
 	}
-	m.Total = gcFactor*(m.LineBuffers+m.ReadBuffers+m.Queue+m.Processing+m.Outbox) + m.Baseline
+	m.Total = gcFactor*(m.LineBuffers+m.ReadBuffers+m.Queue+m.Processing+m.Outbox+m.DisableWaits) + m.Baseline
 	return m
 }
 

@@ -338,7 +338,7 @@ func (g *Guard) process(ctx context.Context, q queued) {
 		// The pre-filter passes one kind of request entry: an audit device's disable, whose
 		// response the device being disabled never receives.
 		if k, _ := Classify(e.Request.Path); k == KindAudit && e.Request.Operation == "delete" {
-			g.onAuditDisableRequest(ctx, e)
+			g.onAuditDisableRequest(ctx, e, len(q.line))
 		}
 		return
 	}

@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LinesRead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_read_total", Help: "Audit lines read from every sink."}),
 		LinesRelevant: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_relevant_total", Help: "Audit lines that passed the pre-filter."}),
 		LinesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_lines_dropped_total",
-			Help: "Lines dropped: relevant ones for queue_full (processing fell behind; reconcile repairs) or queue_bytes (--queue-bytes of lines waiting); unread ones, relevant or not, for too_long (over --max-line) or buffer_budget (over 64 KiB while --line-buffer-bytes was in use by other readers); or unknown_namespace (a namespace Vault does not list: forged, or created since the last listing and re-listed at most once a minute)."}, []string{"reason"}),
+			Help: "Lines dropped: relevant ones for queue_full (processing fell behind; reconcile repairs) or queue_bytes (--queue-bytes of lines waiting); unread ones, relevant or not, for too_long (over --max-line) or buffer_budget (over 64 KiB while --line-buffer-bytes was in use by other readers); disable_waits (an audit device disable's request entry over 64 KiB, or past 64 waiting for their response: not Vault's); or unknown_namespace (a namespace Vault does not list: forged, or created since the last listing and re-listed at most once a minute)."}, []string{"reason"}),
 		DecodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_decode_errors_total", Help: "Relevant lines that did not decode."}),
 		LinesUnparsable: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_lines_unparsable_total",
 			Help: "Audit lines that are no JSON audit entry (an audit device with format=jsonx, or a prefix containing '{\"'): the guard cannot see what they record."}),
@@ -75,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []HoldReason{HoldSuperseded, HoldFlapping} {
 		m.Withheld.WithLabelValues(string(r))
 	}
-	for _, r := range []string{"queue_full", "queue_bytes", "too_long", "buffer_budget", "unknown_namespace"} {
+	for _, r := range []string{"queue_full", "queue_bytes", "too_long", "buffer_budget", "disable_waits", "unknown_namespace"} {
 		m.LinesDropped.WithLabelValues(r)
 	}
 	if reg != nil {
