@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/credchain/credchain/internal/events"
+	promx "github.com/credchain/credchain/internal/metrics"
 )
 
 // Metrics are the webhook's own Prometheus metrics, next to controller-runtime's
@@ -32,8 +32,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		m.Decisions = events.RegisterOrExisting(reg, m.Decisions)
-		m.Latency = events.RegisterOrExisting(reg, m.Latency)
+		m.Decisions = promx.RegisterOrExisting(reg, m.Decisions)
+		m.Latency = promx.RegisterOrExisting(reg, m.Latency)
 	}
 	return m
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
+	promx "github.com/credchain/credchain/internal/metrics"
 )
 
 // Path is where the webhook serves every kind.
@@ -54,8 +55,8 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	if err != nil {
 		return err
 	}
-	events.RegisterOrExisting(metrics.Registry, CertExpiry(cfg.CertDir))
-	events.RegisterOrExisting(metrics.Registry, watches.Metric())
+	promx.RegisterOrExisting(metrics.Registry, CertExpiry(cfg.CertDir))
+	promx.RegisterOrExisting(metrics.Registry, watches.Metric())
 	review := WithEvents(emitter, WithMetrics(NewMetrics(metrics.Registry), newHandler(cfg, lookup, nsStore, synced).Review))
 	mgr.GetWebhookServer().Register(Path, Unavailable(synced, &admission.Webhook{Handler: AsHandler(review)}))
 	if err := addChecks(mgr, synced, watches, rotator); err != nil {

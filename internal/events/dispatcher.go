@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	promx "github.com/credchain/credchain/internal/metrics"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -96,12 +98,12 @@ func NewDispatcherWithLimits(db *bolt.DB, log logr.Logger, reg prometheus.Regist
 		deadLetters:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "credchain_events_dead_letters", Help: "Events kept in a sink's dead-letter bucket (bounded; the oldest are deleted)."}, []string{"sink"}),
 	}}
 	if reg != nil {
-		d.metrics.pending = RegisterOrExisting(reg, d.metrics.pending)
-		d.metrics.pendingBytes = RegisterOrExisting(reg, d.metrics.pendingBytes)
-		d.metrics.delivered = RegisterOrExisting(reg, d.metrics.delivered)
-		d.metrics.retries = RegisterOrExisting(reg, d.metrics.retries)
-		d.metrics.deadLettered = RegisterOrExisting(reg, d.metrics.deadLettered)
-		d.metrics.deadLetters = RegisterOrExisting(reg, d.metrics.deadLetters)
+		d.metrics.pending = promx.RegisterOrExisting(reg, d.metrics.pending)
+		d.metrics.pendingBytes = promx.RegisterOrExisting(reg, d.metrics.pendingBytes)
+		d.metrics.delivered = promx.RegisterOrExisting(reg, d.metrics.delivered)
+		d.metrics.retries = promx.RegisterOrExisting(reg, d.metrics.retries)
+		d.metrics.deadLettered = promx.RegisterOrExisting(reg, d.metrics.deadLettered)
+		d.metrics.deadLetters = promx.RegisterOrExisting(reg, d.metrics.deadLetters)
 	}
 	for _, s := range sinks {
 		o, err := NewOutbox(db, s.Name(), lim)
@@ -383,19 +385,4 @@ func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// RegisterOrExisting adds c to reg, or returns the collector already registered under the same name (a
-// second component started in one process, as in tests, shares the series instead of panicking).
-func RegisterOrExisting[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("internal error: registering metrics: %v", err))
-	}
-	return c
 }
