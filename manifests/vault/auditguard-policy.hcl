@@ -31,7 +31,25 @@ path "sys/policies/acl/*" {
   capabilities = ["read", "create", "update"]
 }
 
+# List Vault's audit devices, to tell when only socket devices are enabled (a guard that is down
+# would then stop Vault: it refuses requests no device records). Vault lists them only with sudo.
+# This grants nothing else: enabling and disabling a device are sys/audit/<path>, which this exact
+# path does not match (auditguard's TestVaultGuardPolicyListsAuditDevicesOnly checks both).
+path "sys/audit" {
+  capabilities = ["read", "sudo"]
+}
+
 # Name how an actor logs in (its entity's auth mounts) in events.
 path "identity/entity/id/*" {
   capabilities = ["read"]
+}
+
+# Learn the Vault Enterprise namespaces to guard from Vault itself, never from audit lines (anyone
+# who reaches the audit socket can write those). Two levels of nesting; add a pattern per deeper
+# level. Community Edition has no namespaces: the listing answers 404 and only root is guarded.
+path "sys/namespaces" {
+  capabilities = ["list"]
+}
+path "+/sys/namespaces" {
+  capabilities = ["list"]
 }
