@@ -251,7 +251,7 @@ func (g *Guard) reportMoved(ctx context.Context, p *pendingRemount, now map[stri
 		mount := strings.TrimPrefix(strings.TrimPrefix(from, ns+"/"), "auth/")
 		roles := p.roles[from]
 		g.emit(ctx, Event{Type: EventMountMoved, Namespace: ns, Object: from, Actor: actor, Roles: roleRefs(mount, roles), Action: "none",
-			Message: fmt.Sprintf("Kubernetes auth mount %s/ was moved %s by %s (sys/remount): Vault revoked the tokens it issued, and ESO stores still configured with mount path %s cannot log in; point them at the new path, or move the mount back; its %s moved with it and credchain guards them there",
+			Message: fmt.Sprintf("Kubernetes auth mount %s/ was moved %s by %s (sys/remount): Vault revoked the tokens it issued, and ESO stores still configured with mount path %s cannot log in; point them at the new path, or move the mount back; its %s moved with it, and credchain guards the new path",
 				from, to, actor, mount, countRoles(roles))})
 	}
 }
