@@ -2,6 +2,8 @@ package auditguard
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +145,39 @@ func TestMemoryBoundDefaults(t *testing.T) {
 			c.SetDefaults()
 			if got := c.MemoryBound().Total; got != tc.wantTotal {
 				t.Errorf("worst case %d bytes (%.1f MiB), want %d", got, float64(got)/(1<<20), tc.wantTotal)
+			}
+		})
+	}
+}
+
+func TestCgroupMemoryLimit(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		files map[string]string // name → content; absent names are missing files
+		want  int64
+	}{
+		"cgroup v2 limit":     {files: map[string]string{"v2": "536870912\n"}, want: 512 << 20},
+		"cgroup v2 unlimited": {files: map[string]string{"v2": "max\n", "v1": "536870912\n"}},
+		"cgroup v1 limit":     {files: map[string]string{"v1": "268435456\n"}, want: 256 << 20},
+		"cgroup v1 unlimited": {files: map[string]string{"v1": "9223372036854771712\n"}},
+		"no cgroup files":     {},
+		"garbage":             {files: map[string]string{"v2": "lots"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var paths []string
+			for _, n := range []string{"v2", "v1"} {
+				p := filepath.Join(dir, n)
+				paths = append(paths, p)
+				if c, ok := tc.files[n]; ok {
+					if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if got := cgroupMemoryLimit(paths); got != tc.want {
+				t.Errorf("limit %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -192,6 +192,9 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 		return err
 	}
 	defer store.Close()
+	if soft := setMemoryLimit(); soft > 0 {
+		log.Info("go soft memory limit set from the container's", "bytes", soft, "worstCase", cfg.MemoryBound().Total)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := NewMetrics(reg)

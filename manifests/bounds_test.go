@@ -15,7 +15,7 @@ import (
 // TestInstallFitsBounds: with the arguments each install gives the guard, its worst-case memory
 // (auditguard.Config.MemoryBound: every line buffer, read buffer, queued byte, the line being
 // processed and the events read from the outboxes, twice for the garbage collector, plus a measured
-// baseline) fits the container's memory limit, and its worst-case state store (DiskBound: full
+// baseline) fits 90% of the container's memory limit (the Go runtime's soft limit), and its worst-case state store (DiskBound: full
 // outboxes and dead letters) fits the volume. A flood then hits a bound, which is counted and
 // alerted, and never the OOM killer or a full disk. The arguments go through the real command, so a
 // flag the chart renders wrong fails here too.
@@ -60,8 +60,10 @@ func TestInstallFitsBounds(t *testing.T) {
 			m := cfg.MemoryBound()
 			t.Logf("worst case %s of %s: 2 × (line buffers %s + read buffers %s + queue %s + processing %s + outbox %s + disable waits %s) + baseline %s",
 				mib(m.Total), mib(limit), mib(m.LineBuffers), mib(m.ReadBuffers), mib(m.Queue), mib(m.Processing), mib(m.Outbox), mib(m.DisableWaits), mib(m.Baseline))
-			if m.Total > limit {
-				t.Errorf("the guard's worst-case memory %s exceeds its limit %s", mib(m.Total), mib(limit))
+			// Within the Go runtime's soft limit (90% of the container's, auditguard/memlimit.go): the
+			// rest is for what the runtime does not count, such as the binary's mapped pages.
+			if soft := limit * 9 / 10; m.Total > soft {
+				t.Errorf("the guard's worst-case memory %s exceeds 90%% of its limit %s", mib(m.Total), mib(limit))
 			}
 			if d := cfg.DiskBound(); d > volume {
 				t.Errorf("the state store's worst case %s exceeds its volume %s", mib(d), mib(volume))
