@@ -71,10 +71,11 @@ type Guard struct {
 	withheld map[polKey]string
 
 	// deletes are the recent confirmed deletes of each referenced policy (flap detection), and
-	// ownWrites when the guard last restored each policy (its own write's audit entry needs no
-	// read-back). Only the processing goroutine uses them.
+	// ownWrites when the guard restored each policy, one mark per restore whose audit entry has not
+	// been processed yet (its own write's entry needs no read-back; ownWrite). Only the processing
+	// goroutine uses them.
 	deletes   map[polKey][]time.Time
-	ownWrites map[polKey]time.Time
+	ownWrites map[polKey][]time.Time
 	// unreadable are the auth mounts (nsMount) the last re-index could not read, reported once.
 	// Only the processing goroutine uses it.
 	unreadable map[string]bool
@@ -175,7 +176,7 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
 		queue: make(chan queued, o.queueSize), queueBytes: newByteBudget(o.queueBytes, m.QueueBytes),
 		lineBudget: newByteBudget(o.lineBufferBytes, m.LineBufferBytes), connSlots: newByteBudget(int64(o.maxConnections), nil), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
-		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey]time.Time{}}
+		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey][]time.Time{}}
 }
 
 // SetBlast enables blast-radius computation for events.

@@ -86,18 +86,39 @@ func (g *Guard) setKubernetesMounts(ns string, mounts []string) {
 // milliseconds; beyond this, an entry is another writer's.
 const ownWriteWindow = 10 * time.Second
 
+// ownWrite reports whether a logged write of k is one of the guard's own restores, using up its
+// mark. More than one restore of a policy can be in flight — a delete's, then a reconcile's that
+// found the policy missing again before the first one's entry was processed — so there is a mark
+// per restore, used oldest first; marks older than ownWriteWindow are dropped (their entries were
+// lost). With one mark per policy, the first entry used it up and the second was taken for
+// someone else's write, whose read-back then found the policy deleted again and held the snapshot
+// as superseded: a referenced policy was never restored again (TestOwnWritesInFlight).
+func (g *Guard) ownWrite(k polKey) bool {
+	now := g.opts.now()
+	marks := g.ownWrites[k]
+	for len(marks) > 0 && now.Sub(marks[0]) >= ownWriteWindow {
+		marks = marks[1:]
+	}
+	own := len(marks) > 0
+	if own {
+		marks = marks[1:]
+	}
+	if len(marks) == 0 {
+		delete(g.ownWrites, k)
+	} else {
+		g.ownWrites[k] = marks
+	}
+	return own
+}
+
 // onPolicyWritten handles a logged create/update: the new body is read back into the snapshot.
 // When that read does not find the policy (deleted again before the guard got to it) or fails, the
 // snapshot is older than the write Vault logged, and restoring it could revert that write (an
 // admin's hardening, undone by anyone with delete rights): it is held (HoldSuperseded). The
 // guard's own restore write is not read back: its body is the snapshot's.
 func (g *Guard) onPolicyWritten(ctx context.Context, ns, name string, e *Entry) {
-	k := polKey{ns, name}
-	if at, ok := g.ownWrites[k]; ok {
-		delete(g.ownWrites, k)
-		if g.opts.now().Sub(at) < ownWriteWindow {
-			return
-		}
+	if g.ownWrite(polKey{ns, name}) {
+		return
 	}
 	if !g.snapshot(ctx, ns, name, "audit", e) {
 		g.hold(ns, name, Hold{Reason: HoldSuperseded, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})

@@ -74,7 +74,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 		g.restoreFailed(ctx, ns, name, roles, e, werr)
 		return
 	}
-	g.ownWrites[polKey{ns, name}] = g.opts.now()
+	g.ownWrites[polKey{ns, name}] = append(g.ownWrites[polKey{ns, name}], g.opts.now())
 	var actor *Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
