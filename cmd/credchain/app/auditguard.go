@@ -14,6 +14,8 @@ import (
 
 func newAuditguardCommand(ctx context.Context, run func(context.Context, auditguard.Config, logr.Logger) error, newLogger func() logr.Logger) *cobra.Command {
 	var cfg auditguard.Config
+	// Defaults once, before flags: flag defaults are the Config defaults (shown in --help), and a
+	// value given on the command line, zero included, is kept and validated.
 	cfg.SetDefaults()
 	cmd := &cobra.Command{
 		Use:   "auditguard",
@@ -24,7 +26,6 @@ Enable a file device beside it. Vault's address, CA and namespace come from VAUL
 VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-role.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.SetDefaults()
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration: %w", err)
 			}

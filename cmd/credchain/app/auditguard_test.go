@@ -52,6 +52,12 @@ func TestAuditguardCommand(t *testing.T) {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--event-outbox-max-bytes", "1000", "--event-max-attempts", "-1"},
 			wantErr: "event max attempts: must not be negative\nevent max pending bytes 1000: must be at least 262144, the largest event",
 		},
+		// Defaults once, before flags (issue 12 item 1): a zero on the command line is the
+		// operator's value, checked, never silently replaced by the default.
+		"zero given on the command line is kept and refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--max-connections", "0", "--queue-size", "0"},
+			wantErr: "--max-connections 0: must be at least 1\n--queue-size 0: must be positive",
+		},
 		"file device timings": {
 			args: []string{"--audit-file", "/vault/audit.log", "--audit-file-rotate-grace", "2m", "--audit-disable-wait", "10s"},
 			want: func(t *testing.T, c auditguard.Config) {
