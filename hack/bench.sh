@@ -12,4 +12,5 @@ go test ./webhook -run '^$' -bench 'BenchmarkDecide' -benchtime 20000x -count "$
 go test ./webhook -run '^$' -bench 'BenchmarkAdmissionHTTPS' -benchtime 1x -count "$COUNT"
 go test ./auditguard -run '^$' -bench 'BenchmarkIngest|BenchmarkSocketStall' -benchtime 5x -count "$COUNT"
 go test ./auditguard -run '^$' -bench BenchmarkRestoreWindow -benchtime 1x -count 3
+go test ./auditguard -run '^$' -bench 'BenchmarkVaultAuditStall|BenchmarkFileTailWake' -benchtime 1x -count 3
 go test ./internal/events -run '^$' -bench BenchmarkNATSPublish -benchtime 2000x -count "$COUNT"
