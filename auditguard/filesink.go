@@ -130,7 +130,7 @@ func (s *FileSink) Run(ctx context.Context) error {
 	defer func() { cur.close(); old.close() }()
 	for first := true; ; first = false {
 		// Watch before reading: a write between the read and the watch would wait for a poll.
-		if w, err := watch.ensure(); w != watched {
+		if w, err := watch.ensure(); w != watched || first && err != nil {
 			if w {
 				s.Log.Info("watching the audit file's directory", "path", s.Path)
 			} else {
