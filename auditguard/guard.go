@@ -52,6 +52,8 @@ type Guard struct {
 	ready atomic.Bool
 	// unparsableLogged is when an unparsable line was last logged (UnixNano), for any sink goroutine.
 	unparsableLogged atomic.Int64
+	// unparsableLast is when an unparsable line last arrived (UnixNano), for /readyz (health.go).
+	unparsableLast atomic.Int64
 	seen             *recent
 	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
 	blast atomic.Pointer[Blast]
@@ -238,6 +240,7 @@ const unparsableLogEvery = time.Minute
 func (g *Guard) unparsable(msg string, size int) {
 	g.metrics.LinesUnparsable.Inc()
 	now := time.Now().UnixNano()
+	g.unparsableLast.Store(now)
 	last := g.unparsableLogged.Load()
 	if now-last < int64(unparsableLogEvery) || !g.unparsableLogged.CompareAndSwap(last, now) {
 		return
