@@ -269,13 +269,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !g.Ready() {
-			http.Error(w, "initial resync from Vault not complete", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
+	health.HandleFunc("/readyz", g.ServeReadyz)
 	for name, s := range map[string]struct {
 		addr string
 		h    http.Handler
