@@ -12,7 +12,11 @@ import (
 // literal "*" and "+" inside segments, "+" rules ending in "*", trailing "/", a leading "/"),
 // every capability, the legacy policy values, deny in any position, empty lists, restrictions,
 // HCL and JSON, and a few texts Vault refuses ("+*", unknown names, a key written twice).
-type generator struct{ r *rand.Rand }
+type generator struct {
+	r *rand.Rand
+	// popular are rule paths many policies share, so that rules merge across policies.
+	popular []string
+}
 
 var (
 	words    = []string{"secret", "data", "metadata", "a", "ab", "b", "x"}
@@ -44,8 +48,21 @@ func (g *generator) segment() string {
 	return "data"
 }
 
-// rulePath is a policy path: 1-4 segments, often a trailing "*" or "/".
+// rulePath is a policy path: 1-4 segments, often a trailing "*" or "/"; a third of the time
+// one of 20 paths drawn once per generator.
 func (g *generator) rulePath() string {
+	if g.popular == nil {
+		for range 20 {
+			g.popular = append(g.popular, g.newRulePath())
+		}
+	}
+	if g.pct(33) {
+		return g.pick(g.popular)
+	}
+	return g.newRulePath()
+}
+
+func (g *generator) newRulePath() string {
 	segs := make([]string, 1+g.r.IntN(4))
 	for i := range segs {
 		segs[i] = g.segment()

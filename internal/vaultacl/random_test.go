@@ -91,6 +91,7 @@ func TestRandomAgainstVault(t *testing.T) {
 		}
 	}
 	var compared, disagreements int
+	var stats corpusStats
 	parallel(t, sets, func(i int) error {
 		c := cases[i]
 		tok, err := v.token(c.token)
@@ -114,6 +115,9 @@ func TestRandomAgainstVault(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		compared += len(c.paths)
+		for _, path := range c.paths {
+			stats.add(acl, path)
+		}
 		if report.Len() == 0 {
 			return nil
 		}
@@ -134,6 +138,7 @@ func TestRandomAgainstVault(t *testing.T) {
 		t.Errorf("seed %d: %d of %d sets disagree", seed, disagreements, sets)
 	}
 	t.Logf("seed %d: %d policies (%d refused by both), %d sets, %d paths compared", seed, randomPolicies, refused, sets, compared)
+	t.Logf("corpus: %s", stats)
 }
 
 // parallel runs f(0..n-1) on randomWorkers goroutines and fails the test on the first error.

@@ -71,6 +71,7 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	}
 	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
 	root.AddCommand(newAuditguardCommand(ctx, r.Auditguard, newLogger))
+	root.AddCommand(newCapabilitiesCommand(ctx, runCapabilities))
 	return root
 }
 
