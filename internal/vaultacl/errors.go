@@ -24,6 +24,8 @@ type PolicyError struct {
 	Err error
 }
 
+var _ error = (*PolicyError)(nil)
+
 func (e *PolicyError) Error() string {
 	switch {
 	case e.File != "" && e.Line > 0:

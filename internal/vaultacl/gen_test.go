@@ -10,7 +10,7 @@ import (
 // generator makes random policies, token policy lists and paths for TestRandomAgainstVault.
 // The corpus is what the evaluator must get right: every rule kind and its edge (empty segments,
 // literal "*" and "+" inside segments, "+" rules ending in "*", trailing "/", a leading "/"),
-// every capability, the legacy policy values, deny in any position, empty lists, restrictions,
+// identity templates, every capability, the legacy policy values, deny in any position, empty lists, restrictions,
 // HCL and JSON, and a few texts Vault refuses ("+*", unknown names, a key written twice).
 type generator struct {
 	r *rand.Rand
@@ -44,6 +44,8 @@ func (g *generator) segment() string {
 		return "+x" // a literal segment that still makes the rule a segment rule
 	case n < 95:
 		return "a*b"
+	case n < 97:
+		return "{{identity.entity.name}}" // dropped by Vault for a token without an entity
 	}
 	return "data"
 }

@@ -71,6 +71,11 @@ func (c *CapabilitiesConfig) Validate() error {
 // with ExitCode, 2, instead of 1. It says nothing about the input beyond what it wraps.
 type badInputError struct{ err error }
 
+var _ interface {
+	error
+	ExitCode() int
+} = (*badInputError)(nil)
+
 func (e *badInputError) Error() string { return e.err.Error() }
 func (e *badInputError) Unwrap() error { return e.err }
 
