@@ -52,7 +52,7 @@ func (g *Guard) enqueueExpiry(ctx context.Context, id string) {
 		return
 	}
 	select {
-	case g.queue <- queued{expire: id, arrived: time.Now()}:
+	case g.queue <- work{kind: workDisableExpired, disableID: id, arrived: g.opts.now()}:
 	default: // full: try again shortly rather than lose the event
 		time.AfterFunc(100*time.Millisecond, func() { g.enqueueExpiry(ctx, id) })
 	}

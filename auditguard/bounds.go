@@ -2,6 +2,7 @@ package auditguard
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -114,8 +115,8 @@ func (c Config) MemoryBound() MemoryBound {
 	return m
 }
 
-// queuedSlotBytes is one slot of the queue channel (a queued value).
-const queuedSlotBytes = 64
+// queuedSlotBytes is one slot of the queue channel: a work value, whatever fields it gains.
+const queuedSlotBytes = int64(unsafe.Sizeof(work{}))
 
 // StoreBaseline is the state store's size besides the event outboxes, for DiskBound: policy
 // snapshots (a few KiB each, one per referenced policy, tombstones included) and file offsets.

@@ -29,7 +29,7 @@ const checkpointEvery = time.Second
 // checkpoint covers the same lines and more.
 func (g *Guard) checkpoint(c fileCheckpoint) bool {
 	select {
-	case g.queue <- queued{checkpoint: &c, arrived: time.Now()}:
+	case g.queue <- work{kind: workCheckpoint, checkpoint: &c, arrived: g.opts.now()}:
 		return true
 	default:
 		return false

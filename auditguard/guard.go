@@ -5,7 +5,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,22 +13,36 @@ import (
 	"github.com/credchain/credchain/internal/events"
 )
 
-// queued is one relevant line with its arrival time (restore latency is measured from it).
-type queued struct {
+// work is one item of the processing goroutine's queue: a relevant audit line (the zero kind), or
+// a job the guard gave itself, which waits its turn behind the lines queued before it. Only the
+// fields of its kind are set.
+type work struct {
+	kind workKind
+	// line is the audit line (workLine), with its arrival time: restore latency is measured from
+	// it. bytes is what line holds of the queue's byte budget.
 	line    []byte
 	arrived time.Time
-	// bytes is what line holds of the queue's byte budget (0 for markers and expiries).
-	bytes int64
-	// expire, when set, is not a line but the end of the wait for the response entry of the
-	// audit-device disable with this request ID (auditdevice.go).
-	expire string
-	// checkpoint, when set, is not a line but a file sink's progress, saved once processing
-	// reaches it (checkpoint.go).
+	bytes   int64
+	// disableID is the request ID of the audit-device disable whose wait for its response entry
+	// ended (workDisableExpired, auditdevice.go).
+	disableID string
+	// checkpoint is a file sink's progress, saved once processing reaches it (workCheckpoint,
+	// checkpoint.go).
 	checkpoint *fileCheckpoint
-	// remount, when set, is not a line but the next look at the auth mounts after a remount
-	// (mounts.go).
+	// remount is the next look at the auth mounts after a remount (workRemountCheck, mounts.go).
 	remount *pendingRemount
 }
+
+// workKind says what a work item is.
+type workKind uint8
+
+const (
+	workLine           workKind = iota // an audit line
+	workReconcile                      // a reconcile pass, after a (re)connection (Reconnected)
+	workDisableExpired                 // an audit-device disable's wait for its response ended
+	workCheckpoint                     // a file sink's offset to save
+	workRemountCheck                   // look at the auth mounts again after a remount
+)
 
 // Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
 type Guard struct {
@@ -41,7 +54,7 @@ type Guard struct {
 	metrics *Metrics
 	opts    options
 
-	queue chan queued
+	queue chan work
 	// queueBytes bounds the bytes of the lines in queue; lineBudget the long-line buffers of every
 	// reader; connSlots the open socket connections of every SocketSink. Safe from any goroutine.
 	queueBytes, lineBudget, connSlots *byteBudget
@@ -54,16 +67,18 @@ type Guard struct {
 	unparsableLogged atomic.Int64
 	// unparsableLast is when an unparsable line last arrived (UnixNano), for /readyz (health.go).
 	unparsableLast atomic.Int64
-	seen             *recent
+	seen           *recent
 	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
 	blast atomic.Pointer[Blast]
 
-	mu sync.Mutex
+	// Everything below is owned by the processing goroutine (Run, and what it calls): no lock.
+	// Other goroutines reach the guard only through its queue, its atomics and the Index (which
+	// locks itself).
+
 	// namespaces are the Vault namespaces guarded: root and those Vault lists (namespaces.go),
-	// never those audit lines name.
+	// never those audit lines name; nsListed is when they were last listed.
 	namespaces map[string]bool
-	// nsListed is when namespaces were last listed. Only the processing goroutine uses it.
-	nsListed time.Time
+	nsListed   time.Time
 	// k8sMounts caches each namespace's Kubernetes auth mounts from the last re-index (every resync
 	// and every auth mount change), so a role write on a known Kubernetes mount needs no API call.
 	k8sMounts map[string][]string
@@ -74,22 +89,18 @@ type Guard struct {
 
 	// deletes are the recent confirmed deletes of each referenced policy (flap detection), and
 	// ownWrites when the guard restored each policy, one mark per restore whose audit entry has not
-	// been processed yet (its own write's entry needs no read-back; ownWrite). Only the processing
-	// goroutine uses them.
+	// been processed yet (its own write's entry needs no read-back; ownWrite).
 	deletes   map[polKey][]time.Time
 	ownWrites map[polKey][]time.Time
 	// unreadable are the auth mounts (nsMount) the last re-index could not read, reported once.
-	// Only the processing goroutine uses it.
 	unreadable map[string]bool
 
 	// pendingDisables are audit-device disables seen as request entries (by request ID), awaiting their response
-	// (auditdevice.go). Only the processing goroutine uses it.
+	// (auditdevice.go).
 	pendingDisables map[string]*Entry
-	// auditDevices is what the last check of Vault's audit devices found (auditdevices.go). Only
-	// the processing goroutine uses it.
+	// auditDevices is what the last check of Vault's audit devices found (auditdevices.go).
 	auditDevices auditDeviceState
-	// pendingRemounts are the remounts whose effect is being waited for (mounts.go). Only the
-	// processing goroutine uses it.
+	// pendingRemounts are the remounts whose effect is being waited for (mounts.go).
 	pendingRemounts map[*pendingRemount]bool
 }
 
@@ -158,6 +169,12 @@ func WithFlapDetection(n int, window time.Duration) Option {
 	return func(o *options) { o.flapDeletes, o.flapWindow = n, window }
 }
 
+// WithClock sets the guard's clock: every time it stamps, waits on or compares (arrivals, restore
+// latency, holds, flap windows, namespace re-listing, events) comes from now, so a test can move
+// time instead of sleeping. Safe from any goroutine when now is. Defaults to time.Now. The sinks
+// keep their own timers (polls, rotation grace).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -176,7 +193,7 @@ func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger,
 		m = NewMetrics(nil)
 	}
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
-		queue: make(chan queued, o.queueSize), queueBytes: newByteBudget(o.queueBytes, m.QueueBytes),
+		queue: make(chan work, o.queueSize), queueBytes: newByteBudget(o.queueBytes, m.QueueBytes),
 		lineBudget: newByteBudget(o.lineBufferBytes, m.LineBufferBytes), connSlots: newByteBudget(int64(o.maxConnections), nil), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
 		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey][]time.Time{}}
 }
@@ -211,7 +228,7 @@ func (g *Guard) Ingest(line []byte) {
 		g.metrics.LinesDropped.WithLabelValues("queue_bytes").Inc()
 		return
 	}
-	q := queued{line: slices.Clone(line), arrived: time.Now(), bytes: n}
+	q := work{line: slices.Clone(line), arrived: g.opts.now(), bytes: n}
 	select {
 	case g.queue <- q:
 		g.metrics.QueueDepth.Set(float64(len(g.queue)))
@@ -239,7 +256,7 @@ const unparsableLogEvery = time.Minute
 // (never its content: it may hold anything). Safe from any goroutine.
 func (g *Guard) unparsable(msg string, size int) {
 	g.metrics.LinesUnparsable.Inc()
-	now := time.Now().UnixNano()
+	now := g.opts.now().UnixNano()
 	g.unparsableLast.Store(now)
 	last := g.unparsableLogged.Load()
 	if now-last < int64(unparsableLogEvery) || !g.unparsableLogged.CompareAndSwap(last, now) {
@@ -303,7 +320,7 @@ func (g *Guard) Reconnected() {
 	if !g.reconcileQueued.CompareAndSwap(false, true) {
 		return // one is queued already and will see this connection's gap too
 	}
-	q := queued{line: reconcileMarker, arrived: time.Now()}
+	q := work{kind: workReconcile, arrived: g.opts.now()}
 	select {
 	case g.queue <- q:
 	default:
@@ -311,24 +328,20 @@ func (g *Guard) Reconnected() {
 	}
 }
 
-var reconcileMarker = []byte("\x00reconcile")
-
-func (g *Guard) process(ctx context.Context, q queued) {
-	if q.checkpoint != nil {
+func (g *Guard) process(ctx context.Context, q work) {
+	switch q.kind {
+	case workCheckpoint:
 		g.saveCheckpoint(q.checkpoint)
 		return
-	}
-	if string(q.line) == string(reconcileMarker) {
+	case workReconcile:
 		g.reconcileQueued.Store(false)
 		g.reconcile(ctx)
 		return
-	}
-	if q.expire != "" {
-		g.auditDisableExpired(ctx, q.expire)
+	case workDisableExpired:
+		g.auditDisableExpired(ctx, q.disableID)
 		g.checkAuditDevices(ctx)
 		return
-	}
-	if q.remount != nil {
+	case workRemountCheck:
 		g.remountCheck(ctx, q.remount)
 		return
 	}
@@ -400,7 +413,7 @@ func (g *Guard) updateIndexMetrics() {
 }
 
 func (g *Guard) emit(ctx context.Context, e Event) {
-	e.APIVersion, e.Time, e.Vault, e.Cluster = EventAPIVersion, time.Now().UTC(), g.opts.vaultAddr, g.opts.cluster
+	e.APIVersion, e.Time, e.Vault, e.Cluster = EventAPIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
 	e.ID = events.NewID()
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
 		br, err := b.For(ctx, e.Roles)

@@ -83,8 +83,6 @@ func (x *Index) mountRoles(ns, mount string) map[string][]string {
 }
 
 func (g *Guard) cachedKubernetesMounts() map[string][]string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	out := make(map[string][]string, len(g.k8sMounts))
 	for ns, m := range g.k8sMounts {
 		out[ns] = slices.Clone(m)
@@ -201,7 +199,7 @@ func (g *Guard) enqueueRemountCheck(ctx context.Context, p *pendingRemount) {
 		return
 	}
 	select {
-	case g.queue <- queued{remount: p, arrived: time.Now()}:
+	case g.queue <- work{kind: workRemountCheck, remount: p, arrived: g.opts.now()}:
 	default: // full: try again shortly
 		time.AfterFunc(100*time.Millisecond, func() { g.enqueueRemountCheck(ctx, p) })
 	}

@@ -63,8 +63,6 @@ func (v *Vault) ListNamespaces(ctx context.Context) ([]string, error) {
 func (g *Guard) refreshNamespaces(ctx context.Context) error {
 	g.nsListed = g.opts.now()
 	listed, err := g.vault.ListNamespaces(ctx)
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if err == nil {
 		g.namespaces = map[string]bool{"": true}
 	}
@@ -97,15 +95,11 @@ func (g *Guard) knownNamespace(ctx context.Context, ns string) bool {
 }
 
 func (g *Guard) hasNamespace(ns string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	return g.namespaces[ns]
 }
 
 // seenNamespaces lists the guarded namespaces, root ("") first.
 func (g *Guard) seenNamespaces() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	out := make([]string, 0, len(g.namespaces))
 	for ns := range g.namespaces {
 		out = append(out, ns)

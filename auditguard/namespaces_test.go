@@ -74,9 +74,9 @@ func TestNamespacesComeFromVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 200 {
-		g.process(ctx, queued{line: inNamespace(line(i, "delete", "sys/policies/acl/eso-order-service"), fmt.Sprintf("forged-%d", i)), arrived: time.Now()})
+		g.process(ctx, work{line: inNamespace(line(i, "delete", "sys/policies/acl/eso-order-service"), fmt.Sprintf("forged-%d", i)), arrived: time.Now()})
 	}
-	g.process(ctx, queued{line: inNamespace(line(500, "delete", "sys/policies/acl/eso-order-service"), "team-a"), arrived: time.Now()})
+	g.process(ctx, work{line: inNamespace(line(500, "delete", "sys/policies/acl/eso-order-service"), "team-a"), arrived: time.Now()})
 	v.mu.Lock()
 	v.calls = map[string]int{}
 	v.mu.Unlock()
@@ -99,4 +99,38 @@ func sortedStrings(s []string) []string {
 	out := append([]string(nil), s...)
 	slices.Sort(out)
 	return out
+}
+
+// A namespace created after the last listing is found at the next re-listing an entry from it
+// triggers, at most once per namespaceRefreshEvery — on the guard's clock (WithClock).
+func TestNewNamespaceIsFoundOnTheGuardsClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	v := &nsCountingVault{memVault: &memVault{policies: map[string]string{"eso-order-service": "path \"x\" {}"},
+		roles: map[string][]string{"eso": {"eso-order-service"}}}, calls: map[string]int{}}
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	rec := &events.Recorder{}
+	g := NewGuard(v, store, rec, nil, testr.New(t), WithClock(func() time.Time { return now }))
+	if err := g.resync(ctx, "startup"); err != nil {
+		t.Fatal(err)
+	}
+	v.listed = []string{"team-b"} // created after the listing
+	deleteIn := func(id int) {
+		g.process(ctx, work{line: inNamespace(line(id, "delete", "sys/policies/acl/eso-order-service"), "team-b"), arrived: now})
+	}
+	for step, tc := range []struct {
+		advance time.Duration
+		events  int
+	}{{advance: 30 * time.Second, events: 0}, {advance: 31 * time.Second, events: 1}} {
+		now = now.Add(tc.advance)
+		deleteIn(step)
+		if got := len(rec.All()); got != tc.events {
+			t.Fatalf("after %s more: %d events, want %d", tc.advance, got, tc.events)
+		}
+	}
 }

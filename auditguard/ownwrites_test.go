@@ -32,7 +32,7 @@ func TestOwnWritesInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	del := func() { v.mu.Lock(); delete(v.policies, p); v.mu.Unlock() }
-	process := func(id int, op string) { g.process(ctx, queued{line: line(id, op, "sys/policies/acl/"+p)}) }
+	process := func(id int, op string) { g.process(ctx, work{line: line(id, op, "sys/policies/acl/"+p)}) }
 
 	del()
 	process(1, "delete") // restored: own write 2 follows in the log

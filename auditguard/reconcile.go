@@ -48,7 +48,7 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 		}
 		if _, err := g.store.GetSnapshot(ns, p); err == nil {
 			// Deleted earlier while unreferenced; the new reference makes it worth restoring.
-			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), g.opts.now(), nil)
 			continue
 		}
 		g.danglingEvent(ctx, ns, p, g.index.RolesFor(ns, p), nil, ErrNoSnapshot)
@@ -56,9 +56,7 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 }
 
 func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
-	g.mu.Lock()
 	mounts, ok := g.k8sMounts[ns]
-	g.mu.Unlock()
 	if !ok || !slices.Contains(mounts, mount) {
 		// Unknown here: a mount whose sys/auth entry the guard missed (dropped while it fell
 		// behind), or a role on another auth method (AppRole...), which is rare enough to ask.
@@ -73,8 +71,6 @@ func (g *Guard) isKubernetesMount(ctx context.Context, ns, mount string) bool {
 }
 
 func (g *Guard) setKubernetesMounts(ns string, mounts []string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.k8sMounts == nil {
 		g.k8sMounts = map[string][]string{}
 	}
@@ -141,7 +137,7 @@ func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry)
 		writer = actorOf(e)
 	}
 	if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: body,
-		Meta: SnapshotMeta{ReadAt: time.Now().UTC(), Source: source, Writer: writer}}); err != nil {
+		Meta: SnapshotMeta{ReadAt: g.opts.now().UTC(), Source: source, Writer: writer}}); err != nil {
 		g.log.Error(err, "storing policy snapshot", "policy", name)
 	}
 	return true
@@ -281,7 +277,7 @@ func (g *Guard) reconcile(ctx context.Context) {
 			if p == "default" || slices.Contains(existing, p) {
 				continue
 			}
-			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), time.Now(), nil)
+			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), g.opts.now(), nil)
 		}
 	}
 	g.metrics.Reconciles.Inc()

@@ -69,7 +69,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 		}
 	}
 	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
-	latency := time.Since(arrived)
+	latency := g.opts.now().Sub(arrived)
 	if werr != nil {
 		g.restoreFailed(ctx, ns, name, roles, e, werr)
 		return
@@ -81,9 +81,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 	}
 	g.metrics.Restores.WithLabelValues("ok").Inc()
 	g.metrics.RestoreLatency.Observe(latency.Seconds())
-	g.mu.Lock()
 	delete(g.dangling, polKey{ns, name})
-	g.mu.Unlock()
 	meta := snap.Meta
 	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
 		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
@@ -136,10 +134,8 @@ func (g *Guard) flapping(ns, name string, e *Entry) bool {
 func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, snap Snapshot, e *Entry) {
 	h := snap.Hold
 	k, seen := polKey{ns, name}, string(h.Reason)+"@"+h.At.String()
-	g.mu.Lock()
 	reported := g.withheld[k] == seen
 	g.withheld[k] = seen
-	g.mu.Unlock()
 	if reported {
 		return
 	}
@@ -175,9 +171,7 @@ func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, 
 // since its listing: nothing happened worth an event.
 func (g *Guard) recreated(ctx context.Context, ns, name string, roles []RoleRef, e *Entry) {
 	g.log.Info("policy exists again; not restoring its snapshot", "policy", name, "namespace", ns)
-	g.mu.Lock()
 	delete(g.dangling, polKey{ns, name})
-	g.mu.Unlock()
 	if e == nil {
 		return
 	}
@@ -188,10 +182,8 @@ func (g *Guard) recreated(ctx context.Context, ns, name string, roles []RoleRef,
 }
 
 func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, cause error) {
-	g.mu.Lock()
 	seen := g.dangling[polKey{ns, name}]
 	g.dangling[polKey{ns, name}] = true
-	g.mu.Unlock()
 	if seen {
 		return
 	}
