@@ -46,6 +46,7 @@ FUZZTIME ?= 30s
 fuzz:
 	for t in FuzzExtractPodRefs FuzzExtractFastMatchesStdlib; do $(GO) test ./webhook -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for t in FuzzEntry FuzzReadLines FuzzDecodeEntryMatchesStdlib; do $(GO) test ./auditguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./internal/vaultacl -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 ## image: the container image (needs a Docker engine; these machines have none).
 IMAGE ?= ghcr.io/credchain/credchain:dev

@@ -13,4 +13,5 @@ go test ./webhook -run '^$' -bench 'BenchmarkAdmissionHTTPS' -benchtime 1x -coun
 go test ./auditguard -run '^$' -bench 'BenchmarkIngest|BenchmarkSocketStall' -benchtime 5x -count "$COUNT"
 go test ./auditguard -run '^$' -bench BenchmarkRestoreWindow -benchtime 1x -count 3
 go test ./auditguard -run '^$' -bench 'BenchmarkVaultAuditStall|BenchmarkFileTailWake' -benchtime 1x -count 3
+go test ./internal/vaultacl -run '^$' -bench BenchmarkCapabilities -benchtime 4000x -count "$COUNT"
 go test ./internal/events -run '^$' -bench BenchmarkNATSPublish -benchtime 2000x -count "$COUNT"
