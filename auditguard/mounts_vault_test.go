@@ -33,7 +33,7 @@ func TestVaultAuthMountDisabled(t *testing.T) {
 		t.Errorf("event = %+v", ev)
 	}
 	testenv.WriteExample(t, ev) // for docs/events.md
-	e.flush(t) // through both devices: room for a duplicate
+	e.flush(t)                  // through both devices: room for a duplicate
 	if got := e.events.OfType(auditguard.EventMountDisabled); len(got) != 1 {
 		t.Errorf("%s events = %+v, want one", auditguard.EventMountDisabled, got)
 	}
