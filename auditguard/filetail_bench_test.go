@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
-
-	"github.com/credchain/credchain/auditguard"
 )
 
 // BenchmarkRestoreWindowFileTail is BenchmarkRestoreWindow in the sidecar topology: Vault has only
@@ -30,35 +27,16 @@ func BenchmarkRestoreWindowFileTail(b *testing.B) {
 	must(b, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
 	var entryLat, guardLat, clientLat []float64
 	for b.Loop() {
-		restored := map[string]time.Time{} // delete's request ID → restore event time
-		guardLat, clientLat = guardLat[:0], clientLat[:0]
-		for range deletes {
-			n := e.events.Count()
-			must(b, sys.DeletePolicy("eso-order-service"))
-			deleted := time.Now()
-			for e.policy(b, "eso-order-service") != orderServicePolicy {
-				if time.Since(deleted) > 10*time.Second {
-					b.Fatal("not restored")
-				}
-			}
-			clientLat = append(clientLat, float64(time.Since(deleted).Microseconds())/1000)
-			ev := e.events.wait(b, auditguard.EventPolicyRestored, "eso-order-service", n)
-			guardLat = append(guardLat, ev.RestoreLatencyMS)
-			restored[ev.Actor.RequestID] = ev.Time
-		}
+		var restored map[string]time.Time
+		guardLat, clientLat, restored = e.restoreRounds(b, deletes)
 		entryLat = entryWindows(b, e.auditLog, restored)
 	}
-	pct := func(v []float64, p int) float64 {
-		s := slices.Clone(v)
-		slices.Sort(s)
-		return s[min(len(s)*p/100, len(s)-1)]
-	}
-	b.ReportMetric(pct(entryLat, 50), "entry-p50-ms")
-	b.ReportMetric(pct(entryLat, 99), "entry-p99-ms")
-	b.ReportMetric(pct(guardLat, 50), "guard-p50-ms")
-	b.ReportMetric(pct(guardLat, 99), "guard-p99-ms")
-	b.ReportMetric(pct(clientLat, 50), "client-p50-ms")
-	b.ReportMetric(pct(clientLat, 99), "client-p99-ms")
+	b.ReportMetric(percentile(entryLat, 50), "entry-p50-ms")
+	b.ReportMetric(percentile(entryLat, 99), "entry-p99-ms")
+	b.ReportMetric(percentile(guardLat, 50), "guard-p50-ms")
+	b.ReportMetric(percentile(guardLat, 99), "guard-p99-ms")
+	b.ReportMetric(percentile(clientLat, 50), "client-p50-ms")
+	b.ReportMetric(percentile(clientLat, 99), "client-p99-ms")
 }
 
 // entryWindows reads Vault's audit log for the response entries of the restored deletes and

@@ -50,6 +50,25 @@ func (v *nsCountingVault) namespaces() []string {
 	return out
 }
 
+// nsGuard is a guard over an in-memory Vault that lists the namespaces listed, after its start-up
+// resync: role eso references eso-order-service, which exists.
+func nsGuard(t *testing.T, listed []string, opts ...Option) (*nsCountingVault, *Guard, *events.Recorder) {
+	t.Helper()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	v := &nsCountingVault{memVault: &memVault{policies: map[string]string{"eso-order-service": "path \"x\" {}"},
+		roles: map[string][]string{"eso": {"eso-order-service"}}}, listed: listed, calls: map[string]int{}}
+	rec := &events.Recorder{}
+	g := NewGuard(v, store, rec, nil, testr.New(t), opts...)
+	if err := g.resync(context.Background(), "startup"); err != nil {
+		t.Fatal(err)
+	}
+	return v, g, rec
+}
+
 // inNamespace puts an audit line in a Vault Enterprise namespace.
 func inNamespace(l []byte, ns string) []byte {
 	return []byte(strings.Replace(string(l), `"namespace":{"id":"root"}`, `"namespace":{"id":"x`+ns+`","path":"`+ns+`/"}`, 1))
@@ -61,18 +80,7 @@ func inNamespace(l []byte, ns string) []byte {
 func TestNamespacesComeFromVault(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	v := &nsCountingVault{memVault: &memVault{policies: map[string]string{"eso-order-service": "path \"x\" {}"},
-		roles: map[string][]string{"eso": {"eso-order-service"}}}, listed: []string{"team-a"}, calls: map[string]int{}}
-	rec := &events.Recorder{}
-	g := NewGuard(v, store, rec, nil, testr.New(t))
-	if err := g.resync(ctx, "startup"); err != nil {
-		t.Fatal(err)
-	}
+	v, g, rec := nsGuard(t, []string{"team-a"})
 	for i := range 200 {
 		g.process(ctx, work{line: inNamespace(line(i, "delete", "sys/policies/acl/eso-order-service"), fmt.Sprintf("forged-%d", i)), arrived: time.Now()})
 	}
@@ -106,19 +114,8 @@ func sortedStrings(s []string) []string {
 func TestNewNamespaceIsFoundOnTheGuardsClock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	v := &nsCountingVault{memVault: &memVault{policies: map[string]string{"eso-order-service": "path \"x\" {}"},
-		roles: map[string][]string{"eso": {"eso-order-service"}}}, calls: map[string]int{}}
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	rec := &events.Recorder{}
-	g := NewGuard(v, store, rec, nil, testr.New(t), WithClock(func() time.Time { return now }))
-	if err := g.resync(ctx, "startup"); err != nil {
-		t.Fatal(err)
-	}
+	v, g, rec := nsGuard(t, nil, WithClock(func() time.Time { return now }))
 	v.listed = []string{"team-b"} // created after the listing
 	deleteIn := func(id int) {
 		g.process(ctx, work{line: inNamespace(line(id, "delete", "sys/policies/acl/eso-order-service"), "team-b"), arrived: now})

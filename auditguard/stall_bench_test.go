@@ -1,6 +1,7 @@
 package auditguard_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -293,7 +294,8 @@ func (g *standIn) blackhole(t testing.TB) {
 	}
 }
 
-func percentile(v []time.Duration, p int) time.Duration {
+// percentile is the p-th percentile of v (latencies as durations or as ms).
+func percentile[T cmp.Ordered](v []T, p int) T {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[min(len(s)*p/100, len(s)-1)]
