@@ -30,8 +30,9 @@ import (
 // stopped, slow or vanished guard costs Vault nothing (docs/benchmarks.md, BenchmarkVaultAuditStall),
 // unlike a socket device, whose every write waits for the guard's side of the connection.
 type FileSink struct {
-	Path  string
-	Guard *Guard
+	Path string
+	// Guard is the guard it feeds (a *Guard), through the little a sink may use of it.
+	Guard ingester
 	// Store is the guard's store: where the offset is read from at start. Checkpoints are saved
 	// by the guard's processing into its own store.
 	Store *Store

@@ -47,8 +47,9 @@ func ParseListen(s string) (network, address string, err error) {
 // MaxConnections across every socket: one more is closed at once and counted.
 type SocketSink struct {
 	Listener net.Listener
-	Guard    *Guard
-	Log      logr.Logger
+	// Guard is the guard it feeds (a *Guard), through the little a sink may use of it.
+	Guard ingester
+	Log   logr.Logger
 }
 
 var _ Sink = (*SocketSink)(nil)
@@ -207,31 +208,29 @@ func (s *SocketSink) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("accepting audit connections: %w", err)
 		}
-		if !s.Guard.connSlots.tryAcquire(1) {
-			// Closed at once, not held: a Vault node gets a write error and retries later; a
-			// flood costs a counter increment per connection.
-			c.Close()
-			s.Guard.metrics.ConnectionsRefused.Inc()
-			if time.Since(refusedLogged) >= connRefusedLogEvery {
-				refusedLogged = time.Now()
-				s.Log.Info("audit connection refused: too many open", "remote", c.RemoteAddr().String(),
-					"maxConnections", s.Guard.connSlots.max, "metric", "credchain_auditguard_connections_refused_total")
-			}
-			continue
-		}
 		mu.Lock()
 		if closed {
 			// Accepted just before the listener closed: nobody would close it, and Run would
 			// wait for Vault to hang up.
 			mu.Unlock()
 			c.Close()
-			s.Guard.connSlots.release(1)
+			continue
+		}
+		ok, limit := s.Guard.openConnection()
+		if !ok {
+			mu.Unlock()
+			// Closed at once, not held: a Vault node gets a write error and retries later; a
+			// flood costs a counter increment per connection.
+			c.Close()
+			if time.Since(refusedLogged) >= connRefusedLogEvery {
+				refusedLogged = time.Now()
+				s.Log.Info("audit connection refused: too many open", "remote", c.RemoteAddr().String(),
+					"maxConnections", limit, "metric", "credchain_auditguard_connections_refused_total")
+			}
 			continue
 		}
 		conns[c] = true
 		mu.Unlock()
-		s.Guard.metrics.Connections.Inc()
-		s.Guard.Reconnected()
 		s.Log.Info("audit connection opened", "remote", c.RemoteAddr().String())
 		wg.Go(func() {
 			defer func() {
@@ -239,8 +238,7 @@ func (s *SocketSink) Run(ctx context.Context) error {
 				delete(conns, c)
 				mu.Unlock()
 				c.Close()
-				s.Guard.metrics.Connections.Dec()
-				s.Guard.connSlots.release(1)
+				s.Guard.closeConnection()
 			}()
 			n, err := s.Guard.readLines(c)
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
