@@ -42,7 +42,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- auditguard.Run(ctx, cfg, client(t, v.Addr, v.RootToken), nil, testr.New(t)) }()
+	go func() { done <- auditguard.Run(ctx, cfg, client(t, v.Addr, v.RootToken), testr.New(t)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

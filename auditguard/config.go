@@ -81,6 +81,9 @@ type Config struct {
 	// Events delivers every event (always logged) to NATS and Slack through the state store's outbox:
 	// nothing lost across outages or guard restarts.
 	Events events.DeliveryConfig
+	// Notifier, when set (tests, embedding), receives every event in place of the log; the
+	// configured delivery (Events) gets them too. The same as webhook.Config.Notifier.
+	Notifier events.Notifier
 	// Kube is the cluster whose ESO stores, ExternalSecrets and workloads make up an event's blast
 	// radius: a kubeconfig path, "in-cluster", or "" (off: events name only the Vault roles).
 	Kube string

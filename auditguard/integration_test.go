@@ -140,10 +140,11 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	}
 	cfg.SetDefaults()
 	must(t, cfg.Validate())
+	cfg.Notifier = e.events
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), e.events, testr.NewWithInterface(t, testr.Options{}))
+		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), testr.NewWithInterface(t, testr.Options{}))
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

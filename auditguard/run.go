@@ -20,8 +20,8 @@ import (
 )
 
 // Run starts the guard, its sinks and metrics, and blocks until ctx ends. cfg must have been
-// defaulted and validated. n receives every event besides the configured sinks (nil: logged).
-func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log logr.Logger) error {
+// defaulted and validated.
+func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger) error {
 	store, err := openState(cfg)
 	if err != nil {
 		return err
@@ -32,7 +32,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, n Notifier, log 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n, dispatcher, closeDelivery, err := notifier(cfg, store, n, reg, log)
+	n, dispatcher, closeDelivery, err := notifier(cfg, store, reg, log)
 	if err != nil {
 		return err
 	}
@@ -84,10 +84,11 @@ func openState(cfg Config) (*Store, error) {
 	return OpenStore(cfg.StateDir)
 }
 
-// notifier is n (or the log) plus, with NATS or Slack configured, a dispatcher whose outboxes live
-// in the state store: the snapshots and the undelivered events share one file on one volume, so a
-// guard restarted with its volume loses neither.
-func notifier(cfg Config, store *Store, n Notifier, reg prometheus.Registerer, log logr.Logger) (Notifier, *events.Dispatcher, func(), error) {
+// notifier is cfg.Notifier (or the log) plus, with NATS or Slack configured, a dispatcher whose
+// outboxes live in the state store: the snapshots and the undelivered events share one file on one
+// volume, so a guard restarted with its volume loses neither.
+func notifier(cfg Config, store *Store, reg prometheus.Registerer, log logr.Logger) (Notifier, *events.Dispatcher, func(), error) {
+	n := cfg.Notifier
 	if n == nil {
 		n = LogNotifier{Log: log.WithName("events")}
 	}

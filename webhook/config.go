@@ -58,7 +58,8 @@ type Config struct {
 	// EventWindow reports the same object denied for the same reason once per window. Defaults to
 	// 10m; must be positive.
 	EventWindow time.Duration
-	// Notifier, when set (tests, embedding), receives the events instead of the configured delivery.
+	// Notifier, when set (tests, embedding), receives every event in place of the log; the
+	// configured delivery (Events) gets them too. The same as auditguard.Config.Notifier.
 	Notifier events.Notifier
 	// CertMode is "files" (tls.crt/tls.key provided in CertDir, e.g. by cert-manager) or "self"
 	// (credchain issues and rotates them, see package certs). Defaults to files.

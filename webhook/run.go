@@ -165,17 +165,17 @@ func addEvents(mgr manager.Manager, cfg Config, logger logr.Logger) (*EventEmitt
 	notifier := cfg.Notifier
 	if notifier == nil {
 		notifier = events.LogNotifier{Log: log}
-		if cfg.Events.Enabled() {
-			d, closeDelivery, err := events.OpenDelivery(filepath.Join(cfg.StateDir, "events.db"), cfg.Events, log, metrics.Registry)
-			if err != nil {
-				return nil, err
-			}
-			if err := mgr.Add(everyReplica(func(ctx context.Context) error { defer closeDelivery(); d.Run(ctx); return nil })); err != nil {
-				closeDelivery()
-				return nil, fmt.Errorf("internal error: adding event delivery: %w", err)
-			}
-			notifier = events.Multi{notifier, d}
+	}
+	if cfg.Events.Enabled() {
+		d, closeDelivery, err := events.OpenDelivery(filepath.Join(cfg.StateDir, "events.db"), cfg.Events, log, metrics.Registry)
+		if err != nil {
+			return nil, err
 		}
+		if err := mgr.Add(everyReplica(func(ctx context.Context) error { defer closeDelivery(); d.Run(ctx); return nil })); err != nil {
+			closeDelivery()
+			return nil, fmt.Errorf("internal error: adding event delivery: %w", err)
+		}
+		notifier = events.Multi{notifier, d}
 	}
 	emitter := &EventEmitter{Notifier: notifier, Window: cfg.EventWindow, Cluster: cfg.Events.NATS.Cluster, Log: log}
 	if err := mgr.Add(everyReplica(emitter.Run)); err != nil {

@@ -42,7 +42,7 @@ func DefaultRunners() Runners {
 			if err != nil {
 				return err
 			}
-			return auditguard.Run(ctx, cfg, client, nil, log)
+			return auditguard.Run(ctx, cfg, client, log)
 		},
 	}
 }
