@@ -41,7 +41,8 @@ type Config struct {
 	QueueBytes int64
 	// AuditFiles are file audit device logs to tail ("-" reads stdin once). Repeatable.
 	AuditFiles []string
-	// StateDir holds the snapshot store (state.db). Defaults to /var/lib/credchain.
+	// StateDir holds the snapshot store (state.db) and the event outbox (events.db). Defaults to
+	// /var/lib/credchain.
 	StateDir string
 	// HealthAddr serves /healthz and /readyz (ready once the first resync from Vault succeeded).
 	// Defaults to ":8081"; "0" disables.
@@ -78,8 +79,8 @@ type Config struct {
 	KubernetesRole string
 	// KubernetesMount is the Kubernetes auth mount for the login. Defaults to "kubernetes".
 	KubernetesMount string
-	// Events delivers every event (always logged) to NATS and Slack through the state store's outbox:
-	// nothing lost across outages or guard restarts.
+	// Events delivers every event (always logged) to NATS and Slack through an outbox in StateDir
+	// (events.db): nothing lost across outages or guard restarts.
 	Events events.DeliveryConfig
 	// Notifier, when set (tests, embedding), receives every event in place of the log; the
 	// configured delivery (Events) gets them too. The same as webhook.Config.Notifier.

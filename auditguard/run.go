@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -84,23 +85,34 @@ func openState(cfg Config) (*Store, error) {
 	return OpenStore(cfg.StateDir)
 }
 
-// notifier is cfg.Notifier (or the log) plus, with NATS or Slack configured, a dispatcher whose
-// outboxes live in the state store: the snapshots and the undelivered events share one file on one
-// volume, so a guard restarted with its volume loses neither.
+// notifier is cfg.Notifier (or the log) plus, with NATS or Slack configured, a dispatcher with its
+// own outbox file in --state-dir (events.OpenDelivery, as the webhook's), on the same volume as
+// the snapshots, so a guard restarted with its volume loses neither. Guards before session 5 kept
+// the outboxes in state.db: what is pending there is moved first (events.MoveOutboxes).
 func notifier(cfg Config, store *Store, reg prometheus.Registerer, log logr.Logger) (Notifier, *events.Dispatcher, func(), error) {
+	log = log.WithName("events")
 	n := cfg.Notifier
 	if n == nil {
-		n = LogNotifier{Log: log.WithName("events")}
+		n = LogNotifier{Log: log}
+	}
+	path := filepath.Join(cfg.StateDir, EventsFile)
+	if moved, err := events.MoveOutboxes(store.DB(), path); err != nil {
+		return nil, nil, nil, err
+	} else if moved > 0 {
+		log.Info("moved pending events from the state store to the event outbox", "events", moved, "outbox", path)
 	}
 	if !cfg.Events.Enabled() {
 		return n, nil, func() {}, nil
 	}
-	d, closeSinks, err := events.NewDelivery(store.DB(), cfg.Events, log.WithName("events"), reg)
+	d, closeDelivery, err := events.OpenDelivery(path, cfg.Events, log, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return events.Multi{n, d}, d, closeSinks, nil
+	return events.Multi{n, d}, d, closeDelivery, nil
 }
+
+// EventsFile is the event outbox in --state-dir, beside the snapshot store (state.db).
+const EventsFile = "events.db"
 
 // guardOptions are cfg as Guard options.
 func guardOptions(cfg Config, vaultAddr string) []Option {
