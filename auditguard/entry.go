@@ -1,6 +1,3 @@
-// Package auditguard is a Vault audit-device sink (socket, file, stdin) that keeps a reverse index
-// policy → Kubernetes auth roles and restores policies that roles still reference when someone
-// deletes them — the root cause of the order-service incident — then says who did it.
 package auditguard
 
 import (
