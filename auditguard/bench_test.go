@@ -239,3 +239,5 @@ func BenchmarkSocketStall(b *testing.B) {
 }
 
 func (m *memVault) ListNamespaces(context.Context) ([]string, error) { return nil, nil }
+
+func (m *memVault) Standby(context.Context) (bool, error) { return false, nil }

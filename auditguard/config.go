@@ -82,6 +82,9 @@ type Config struct {
 	// Events delivers every event (always logged) to NATS and Slack through an outbox in StateDir
 	// (events.db): nothing lost across outages or guard restarts.
 	Events events.DeliveryConfig
+	// VaultLocalNode says VAULT_ADDR is the guard's own Vault node (the sidecar topology): the guard
+	// then reconciles only while that node is the active one (WithActiveNodeOnly). Off by default.
+	VaultLocalNode bool
 	// Notifier, when set (tests, embedding), receives every event in place of the log; the
 	// configured delivery (Events) gets them too. The same as webhook.Config.Notifier.
 	Notifier events.Notifier

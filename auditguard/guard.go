@@ -120,6 +120,7 @@ type options struct {
 	auditDisableWait  time.Duration
 	flapDeletes       int
 	flapWindow        time.Duration
+	activeNodeOnly    bool
 	now               func() time.Time
 }
 

@@ -27,8 +27,10 @@ type Metrics struct {
 	IndexPolicies    prometheus.Gauge
 	LastResync       prometheus.Gauge
 	Reconciles       prometheus.Counter
-	Events           *prometheus.CounterVec
-	Connections      prometheus.Gauge
+	// Standby is 1 while a --vault-local-node guard's Vault node is a standby (reconcile paused).
+	Standby     prometheus.Gauge
+	Events      *prometheus.CounterVec
+	Connections prometheus.Gauge
 	// ConnectionsRefused counts socket connections closed at once for --max-connections.
 	ConnectionsRefused prometheus.Counter
 	BlastReady         prometheus.Gauge
@@ -60,8 +62,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IndexPolicies:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_index_policies", Help: "Policies referenced by at least one role."}),
 		LastResync:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_last_resync_timestamp_seconds", Help: "Unix time of the last successful full resync."}),
 		Reconciles:     prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_reconciles_total", Help: "Reconcile passes."}),
-		Events:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
-		Connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
+		Standby: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_vault_standby",
+			Help: "1 while the guard's own Vault node is an HA standby (--vault-local-node): reconcile leaves restores to the active node's guard."}),
+		Events:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_events_total", Help: "Events emitted by type."}, []string{"type"}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_socket_connections", Help: "Open audit socket connections (one per Vault node)."}),
 		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_connections_refused_total",
 			Help: "Audit socket connections closed at once because --max-connections were open."}),
 		BlastReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_blast_radius_ready",
@@ -81,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.AuditSocketOnly)
 		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.QueueBytes, m.LineBufferBytes, m.Restores, m.Withheld, m.UnreadableMounts,
-			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Events, m.Connections, m.ConnectionsRefused, m.BlastReady)
+			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Standby, m.Events, m.Connections, m.ConnectionsRefused, m.BlastReady)
 	}
 	return m
 }

@@ -267,6 +267,10 @@ func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
 // reconcile restores every referenced policy missing from Vault: deletes made while the guard was
 // down, while the audit device was off, or whose entries were dropped.
 func (g *Guard) reconcile(ctx context.Context) {
+	defer g.metrics.Reconciles.Inc()
+	if g.standbyNode(ctx) {
+		return
+	}
 	for _, ns := range g.seenNamespaces() {
 		existing, err := g.vault.ListPolicies(ctx, ns)
 		if err != nil {
@@ -280,5 +284,4 @@ func (g *Guard) reconcile(ctx context.Context) {
 			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), g.opts.now(), nil)
 		}
 	}
-	g.metrics.Reconciles.Inc()
 }

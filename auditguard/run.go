@@ -120,7 +120,7 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval), WithReconcileInterval(cfg.ReconcileInterval),
 		WithMaxLine(cfg.MaxLine), WithMaxConnections(cfg.MaxConnections), WithLineBufferBytes(cfg.LineBufferBytes),
 		WithQueueBytes(cfg.QueueBytes), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow),
-		WithVaultAddr(vaultAddr), WithCluster(cfg.Events.NATS.Cluster),
+		WithVaultAddr(vaultAddr), WithCluster(cfg.Events.NATS.Cluster), WithActiveNodeOnly(cfg.VaultLocalNode),
 	}
 }
 

@@ -26,6 +26,9 @@ type VaultAPI interface {
 	// sudo on sys/audit; without them it returns a permission error, and the guard says it cannot
 	// tell whether it is Vault's only audit device.
 	AuditDevices(ctx context.Context) ([]AuditDevice, error)
+	// Standby reports whether the node the client talks to is an HA standby (sys/leader: HA
+	// enabled and not the active node).
+	Standby(ctx context.Context) (bool, error)
 	// ListNamespaces returns every Vault Enterprise namespace path below root ("team-a",
 	// "team-a/dev"); none on Community Edition.
 	ListNamespaces(ctx context.Context) ([]string, error)

@@ -52,6 +52,7 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.IntVar(&cfg.FlapDeletes, "flap-deletes", cfg.FlapDeletes, "stop restoring a policy (and alert) at this many deletes of it within --flap-window (-1 disables)")
 	f.DurationVar(&cfg.FlapWindow, "flap-window", cfg.FlapWindow, "window of --flap-deletes")
 	f.StringVar(&cfg.VaultTokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
+	f.BoolVar(&cfg.VaultLocalNode, "vault-local-node", false, "VAULT_ADDR is this guard's own Vault node (a sidecar): reconcile only while it is the active node")
 	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")
 	f.StringVar(&cfg.KubernetesJWTFile, "vault-k8s-jwt-file", cfg.KubernetesJWTFile, "service account token for --vault-k8s-role")
