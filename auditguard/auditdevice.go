@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Disabling an audit device. Vault removes the device from its broker while it handles
@@ -66,7 +68,7 @@ func (g *Guard) onAuditDisableResponse(ctx context.Context, ns, name string, e *
 		return // the device is still enabled
 	}
 	actor := g.actor(ctx, e)
-	g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actor,
+	g.emit(ctx, events.Event{Type: events.AuditDisabled, Namespace: ns, Object: "sys/audit/" + name, Actor: actor,
 		Action: "none", Message: fmt.Sprintf("audit device %q was disabled by %s: if it fed credchain, policy deletes are no longer seen (reconcile still runs every %s)",
 			name, actor, g.opts.reconcileInterval)})
 }
@@ -84,7 +86,7 @@ func (g *Guard) auditDisableExpired(ctx context.Context, id string) {
 	}
 	_, name := Classify(e.Request.Path)
 	actor := g.actor(ctx, e)
-	g.emit(ctx, Event{Type: EventAuditDisabled, Namespace: e.Request.Namespace.NSPath(), Object: "sys/audit/" + name, Actor: actor,
+	g.emit(ctx, events.Event{Type: events.AuditDisabled, Namespace: e.Request.Namespace.NSPath(), Object: "sys/audit/" + name, Actor: actor,
 		Action: "none", Message: fmt.Sprintf("audit device %q was disabled by %s (its response entry was not seen within %s: the device that delivered the request was most likely the one disabled, so credchain no longer sees policy deletes through it; reconcile still runs every %s)",
 			name, actor, g.opts.auditDisableWait, g.opts.reconcileInterval)})
 }

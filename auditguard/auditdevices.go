@@ -10,6 +10,8 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // The guard must never become Vault's only audit device. Vault refuses a request that no enabled
@@ -127,7 +129,7 @@ func (g *Guard) checkAuditDevices(ctx context.Context) {
 		return
 	}
 	g.auditDevices.reported = true
-	g.emit(ctx, Event{Type: EventAuditGuardOnly, Object: "sys/audit", Action: "none",
+	g.emit(ctx, events.Event{Type: events.AuditGuardOnly, Object: "sys/audit", Action: "none",
 		Message: fmt.Sprintf("every audit device enabled in Vault is a socket device (%s): Vault refuses a request that no audit device can record, so while credchain (or the network to it) is down Vault refuses requests, and while it stalls each audited request waits for the socket's write_timeout; enable a file audit device now (vault audit enable file file_path=/vault/audit/audit.log) and keep it beside the socket",
 			strings.Join(sockets, ", "))})
 }

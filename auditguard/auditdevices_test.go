@@ -81,9 +81,9 @@ func TestAuditDevicesSocketOnly(t *testing.T) {
 			if got := testutil.ToFloat64(g.metrics.AuditSocketOnly); got != tc.gauge {
 				t.Errorf("gauge = %v, want %v", got, tc.gauge)
 			}
-			got := rec.OfType(EventAuditGuardOnly)
+			got := rec.OfType(events.AuditGuardOnly)
 			if len(got) != tc.events || rec.Count() != tc.events {
-				t.Fatalf("events = %+v, want %d %s", rec.All(), tc.events, EventAuditGuardOnly)
+				t.Fatalf("events = %+v, want %d %s", rec.All(), tc.events, events.AuditGuardOnly)
 			}
 			if tc.events == 0 {
 				return

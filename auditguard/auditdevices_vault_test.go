@@ -9,7 +9,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -77,13 +77,13 @@ func TestVaultOnlySocketDevicesAreReported(t *testing.T) {
 	e.enableDevices(t)
 	e.flush(t) // the enables' entries were checked
 	e.waitGauge(t, socketOnlyGauge, 0)
-	if got := e.events.OfType(auditguard.EventAuditGuardOnly); len(got) != 0 {
+	if got := e.events.OfType(events.AuditGuardOnly); len(got) != 0 {
 		t.Fatalf("events = %+v, want none with a file device enabled", got)
 	}
 
 	n := e.events.Count()
 	must(t, e.root.Sys().DisableAudit("file"))
-	ev := e.waitEvents(t, n, auditguard.EventAuditGuardOnly)()[0]
+	ev := e.waitEvents(t, n, events.AuditGuardOnly)()[0]
 	if ev.Object != "sys/audit" || !strings.Contains(ev.Message, "socket device (guard/ → "+e.listen+")") ||
 		!strings.Contains(ev.Message, "enable a file audit device now") {
 		t.Errorf("event = %+v", ev)
@@ -91,8 +91,8 @@ func TestVaultOnlySocketDevicesAreReported(t *testing.T) {
 	testenv.WriteExample(t, ev) // for docs/events.md
 	e.waitGauge(t, socketOnlyGauge, 1)
 	e.flush(t)
-	if got := e.events.OfType(auditguard.EventAuditGuardOnly); len(got) != 1 {
-		t.Errorf("%s events = %+v, want one", auditguard.EventAuditGuardOnly, got)
+	if got := e.events.OfType(events.AuditGuardOnly); len(got) != 1 {
+		t.Errorf("%s events = %+v, want one", events.AuditGuardOnly, got)
 	}
 
 	// What the event warns of, measured: the guard stops, and Vault refuses requests.
@@ -125,7 +125,7 @@ func TestVaultOnlySocketDevicesUnknownWithoutPermission(t *testing.T) {
 	must(t, e.root.Sys().DisableAudit("file"))
 	e.flush(t)
 	e.waitGauge(t, socketOnlyGauge, -1)
-	if got := e.events.OfType(auditguard.EventAuditGuardOnly); len(got) != 0 {
+	if got := e.events.OfType(events.AuditGuardOnly); len(got) != 0 {
 		t.Errorf("events = %+v, want none: the guard cannot tell", got)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // corpus is a real Vault 1.21.4 audit log (hack/gencorpus): ESO-style KV reads, logins, token
@@ -228,7 +230,7 @@ func BenchmarkSocketStall(b *testing.B) {
 		for i := range 20 {
 			mv.policies["eso-service-"+string(rune('a'+i))] = "path \"x\" {}"
 		}
-		g := NewGuard(mv, store, NotifierFunc(func(context.Context, Event) error { return nil }), nil, logr.Discard())
+		g := NewGuard(mv, store, events.NotifierFunc(func(context.Context, events.Event) error { return nil }), nil, logr.Discard())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { _ = g.Run(ctx) }()

@@ -127,7 +127,7 @@ var blastSyncWarn = 2 * time.Minute
 type storeKey struct{ kind, ns, name string }
 
 // For returns the blast radius of roles, sorted.
-func (b *Blast) For(ctx context.Context, roles []RoleRef) (*events.BlastRadius, error) {
+func (b *Blast) For(ctx context.Context, roles []events.RoleRef) (*events.BlastRadius, error) {
 	br := &events.BlastRadius{}
 	stores := map[storeKey]bool{}
 	for _, kind := range []string{"SecretStore", "ClusterSecretStore"} {
@@ -141,7 +141,7 @@ func (b *Blast) For(ctx context.Context, roles []RoleRef) (*events.BlastRadius, 
 			if mount == "" {
 				mount = "kubernetes" // ESO's default
 			}
-			if !slices.Contains(roles, RoleRef{Mount: strings.Trim(mount, "/"), Name: role}) {
+			if !slices.Contains(roles, events.RoleRef{Mount: strings.Trim(mount, "/"), Name: role}) {
 				continue
 			}
 			stores[storeKey{kind, s.GetNamespace(), s.GetName()}] = true

@@ -121,11 +121,11 @@ func TestBlastRadius(t *testing.T) {
 		return events.ObjectRef{Kind: kind, Namespace: ns, Name: name}
 	}
 	tests := map[string]struct {
-		roles []auditguard.RoleRef
+		roles []events.RoleRef
 		want  *events.BlastRadius
 	}{
 		"the incident's role": {
-			roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}},
+			roles: []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}},
 			want: &events.BlastRadius{
 				Stores:          []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "order-service-regcred")},
@@ -135,7 +135,7 @@ func TestBlastRadius(t *testing.T) {
 			},
 		},
 		"namespaced store on its own mount": {
-			roles: []auditguard.RoleRef{{Mount: "k8s-payments", Name: "payments"}},
+			roles: []events.RoleRef{{Mount: "k8s-payments", Name: "payments"}},
 			want: &events.BlastRadius{
 				Stores:          []events.ObjectRef{ref("SecretStore", "payments", "vault-payments")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "payments", "payment-regcred")},
@@ -143,7 +143,7 @@ func TestBlastRadius(t *testing.T) {
 				Workloads:       []events.ObjectRef{ref("Deployment", "payments", "ledger"), ref("Deployment", "payments", "payment-service")},
 			},
 		},
-		"a role no store uses": {roles: []auditguard.RoleRef{{Mount: "kubernetes", Name: "nobody"}}, want: &events.BlastRadius{}},
+		"a role no store uses": {roles: []events.RoleRef{{Mount: "kubernetes", Name: "nobody"}}, want: &events.BlastRadius{}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -228,7 +228,7 @@ func TestBlastRadius(t *testing.T) {
 		waitMetric(t, e.metrics, "credchain_auditguard_blast_radius_ready", 1)
 		n := e.events.Count()
 		must(t, e.root.Sys().DeletePolicy("eso-order-service"))
-		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+		ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
 		if want := tests["the incident's role"].want; !reflect.DeepEqual(ev.BlastRadius, want) {
 			t.Fatalf("blast radius %+v, want %+v", ev.BlastRadius, want)
 		}

@@ -72,7 +72,7 @@ func TestQueueBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	g := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(1000), WithQueueBytes(64<<10))
+	g := NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(1000), WithQueueBytes(64<<10))
 	line := func(i int) string { // all of one length
 		return strings.Replace(deleteEntry, `"id":"4c1f"`, fmt.Sprintf(`"id":"req-%06d"`, i), 1)
 	}
@@ -107,7 +107,7 @@ func TestDisableWaitsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	g := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithAuditDisableWait(time.Hour))
+	g := NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithAuditDisableWait(time.Hour))
 	disable := func(i, size int) {
 		e := &Entry{Type: "request"}
 		e.Request.ID, e.Request.Path, e.Request.Operation = fmt.Sprintf("req-%d", i), "sys/audit/credchain", "delete"

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // TestFileOffsetFollowsProcessing: a guard stops (or crashes) with lines read from the file but
@@ -47,7 +49,7 @@ func TestFileOffsetFollowsProcessing(t *testing.T) {
 
 	// The next guard, on the same state, reads them again and processes them.
 	v := &memVault{policies: map[string]string{}, roles: map[string][]string{}}
-	g2 := NewGuard(v, store, NotifierFunc(func(context.Context, Event) error { return nil }), nil, testr.New(t))
+	g2 := NewGuard(v, store, events.NotifierFunc(func(context.Context, events.Event) error { return nil }), nil, testr.New(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = g2.Run(ctx) }()
@@ -66,7 +68,7 @@ func TestCheckpointDroppedWhenQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	g := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(1))
+	g := NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(1))
 	if !g.checkpoint(fileCheckpoint{path: "a", inode: 1, offset: 10}) {
 		t.Fatal("checkpoint refused by an empty queue")
 	}

@@ -8,7 +8,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -42,7 +42,7 @@ func (e *env) flush(t testing.TB) {
 	n := e.events.Count()
 	must(t, e.root.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
 	must(t, e.root.Sys().DeletePolicy("marker"))
-	e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
+	e.events.wait(t, events.PolicyDeleted, "marker", n)
 }
 
 // TestVaultPolicyNameNormalisation (issue 11 item 1): Vault trims whitespace and lower-cases a
@@ -62,8 +62,8 @@ func TestVaultPolicyNameNormalisation(t *testing.T) {
 			n := e.events.Count()
 			_, err := e.root.Logical().Delete(path)
 			must(t, err)
-			ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
-			if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {
+			ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
+			if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {
 				t.Errorf("roles = %+v", ev.Roles)
 			}
 			e.waitPolicy(t, "eso-order-service", orderServicePolicy)
@@ -86,15 +86,15 @@ func TestVaultPolicyNamesWithSlash(t *testing.T) {
 
 	n := e.events.Count()
 	must(t, e.root.Sys().DeletePolicy("team/eso"))
-	ev := e.events.wait(t, auditguard.EventPolicyRestored, "team/eso", n)
-	if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "team-eso"}}) {
+	ev := e.events.wait(t, events.PolicyRestored, "team/eso", n)
+	if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "team-eso"}}) {
 		t.Errorf("roles = %+v", ev.Roles)
 	}
 	e.waitPolicy(t, "team/eso", teamESO)
 
 	n = e.events.Count()
 	must(t, e.root.Sys().DeletePolicy("team/old"))
-	if ev := e.events.wait(t, auditguard.EventPolicyDeleted, "team/old", n); ev.Action != "recorded" {
+	if ev := e.events.wait(t, events.PolicyDeleted, "team/old", n); ev.Action != "recorded" {
 		t.Errorf("event = %+v", ev)
 	}
 }
@@ -122,7 +122,7 @@ func TestVaultAuditDisableTrailingSlash(t *testing.T) {
 	if _, ok := audits["guard/"]; ok {
 		t.Fatal("device guard still enabled: this Vault does not normalise the path")
 	}
-	disabled := e.waitEvents(t, n, auditguard.EventAuditDisabled)
+	disabled := e.waitEvents(t, n, events.AuditDisabled)
 	e.flush(t) // through the file device, which is still enabled: room for a duplicate
 	if got := disabled(); len(got) != 1 || got[0].Object != "sys/audit/guard" {
 		t.Errorf("audit.device_disabled events = %+v, want one for sys/audit/guard", got)
@@ -146,14 +146,14 @@ func TestVaultNestedKubernetesMounts(t *testing.T) {
 	must(t, sys.PutPolicy("team-prod", teamProd))
 	e.startGuard(t, true) // ready although one mount is unreadable
 	e.enableDevices(t)
-	got := e.events.OfType(auditguard.EventMountUnreadable)
+	got := e.events.OfType(events.AuthMountUnreadable)
 	if len(got) != 1 || got[0].Object != "auth/clusters/eu/prod" || !strings.Contains(got[0].Error, "permission denied") {
-		t.Errorf("events = %+v, want one %s for auth/clusters/eu/prod", e.events.All(), auditguard.EventMountUnreadable)
+		t.Errorf("events = %+v, want one %s for auth/clusters/eu/prod", e.events.All(), events.AuthMountUnreadable)
 	}
 	n := e.events.Count()
 	must(t, sys.DeletePolicy("team-prod"))
-	ev := e.events.wait(t, auditguard.EventPolicyRestored, "team-prod", n)
-	if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "clusters/prod", Name: "eso"}}) {
+	ev := e.events.wait(t, events.PolicyRestored, "team-prod", n)
+	if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "clusters/prod", Name: "eso"}}) {
 		t.Errorf("roles = %+v", ev.Roles)
 	}
 	e.waitPolicy(t, "team-prod", teamProd)
@@ -173,7 +173,7 @@ func TestVaultAuditDeviceFormats(t *testing.T) {
 		Options: map[string]string{"address": e.listen, "socket_type": "tcp", "prefix": "vault-audit: "}}))
 	n := e.events.Count()
 	must(t, sys.DeletePolicy("eso-order-service"))
-	e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+	e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
 	e.waitPolicy(t, "eso-order-service", orderServicePolicy)
 	for range 40 { // 64 KiB of jsonx
 		e.flush(t)

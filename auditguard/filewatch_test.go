@@ -15,6 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // TestFileSinkWakesOnInotify: with a poll of an hour, only inotify can make the tail read within
@@ -152,7 +154,7 @@ func BenchmarkFileTailWake(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { store.Close() })
-		return NewGuard(nil, store, NotifierFunc(func(context.Context, Event) error { return nil }), nil, logr.Discard(), WithQueueSize(1<<20)), store
+		return NewGuard(nil, store, events.NotifierFunc(func(context.Context, events.Event) error { return nil }), nil, logr.Discard(), WithQueueSize(1<<20)), store
 	}
 	b.Run("socket", func(b *testing.B) {
 		g, _ := guard(b)

@@ -49,7 +49,7 @@ type Guard struct {
 	vault   VaultAPI
 	store   *Store
 	index   *Index
-	notify  Notifier
+	notify  events.Notifier
 	log     logr.Logger
 	metrics *Metrics
 	opts    options
@@ -183,7 +183,7 @@ func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a 
 func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
-func NewGuard(v VaultAPI, store *Store, n Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
+func NewGuard(v VaultAPI, store *Store, n events.Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
 		maxLine: DefaultMaxLine, maxConnections: DefaultMaxConnections, lineBufferBytes: DefaultLineBufferBytes, queueBytes: DefaultQueueBytes,
 		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now}
@@ -413,8 +413,8 @@ func (g *Guard) updateIndexMetrics() {
 	g.metrics.IndexPolicies.Set(float64(p))
 }
 
-func (g *Guard) emit(ctx context.Context, e Event) {
-	e.APIVersion, e.Time, e.Vault, e.Cluster = EventAPIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
+func (g *Guard) emit(ctx context.Context, e events.Event) {
+	e.APIVersion, e.Time, e.Vault, e.Cluster = events.APIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
 	e.ID = events.NewID()
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
 		br, err := b.For(ctx, e.Roles)
@@ -432,7 +432,7 @@ func (g *Guard) emit(ctx context.Context, e Event) {
 
 // actor is actorOf plus the actor's auth mount, looked up from its entity (best effort: the event
 // goes out without it when the lookup fails).
-func (g *Guard) actor(ctx context.Context, e *Entry) *Actor {
+func (g *Guard) actor(ctx context.Context, e *Entry) *events.Actor {
 	a := actorOf(e)
 	if a.EntityID != "" {
 		mounts, err := g.vault.EntityAuthMounts(ctx, e.Request.Namespace.NSPath(), a.EntityID)
@@ -444,12 +444,12 @@ func (g *Guard) actor(ctx context.Context, e *Entry) *Actor {
 	return a
 }
 
-func actorOf(e *Entry) *Actor {
-	return &Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress, Metadata: e.Auth.Metadata,
+func actorOf(e *Entry) *events.Actor {
+	return &events.Actor{DisplayName: e.Auth.DisplayName, EntityID: e.Auth.EntityID, RemoteAddress: e.Request.RemoteAddress, Metadata: e.Auth.Metadata,
 		RequestID: e.Request.ID, Operation: e.Request.Operation, Path: e.Request.Path, Source: events.ActorFromAuditEntry}
 }
 
-func rolesString(roles []RoleRef) string {
+func rolesString(roles []events.RoleRef) string {
 	parts := make([]string, len(roles))
 	for i, r := range roles {
 		parts[i] = "auth/" + r.Mount + "/role/" + r.Name

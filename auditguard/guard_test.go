@@ -43,7 +43,7 @@ func TestRestoreFailedIsReported(t *testing.T) {
 	delete(v.policies, "eso-order-service")
 	g.Ingest([]byte(deleteEntry))
 	e := onlyEvent(t, rec)
-	if e.Type != EventPolicyRestoreFailed || e.Policy != "eso-order-service" || !strings.Contains(e.Error, "permission denied") ||
+	if e.Type != events.PolicyRestoreFailed || e.Policy != "eso-order-service" || !strings.Contains(e.Error, "permission denied") ||
 		len(e.Roles) != 1 || e.Roles[0].Name != "external-secrets-operator" || e.Actor.DisplayName != "userpass-cleanup-bot" ||
 		e.Cluster != "prod-eu" || !strings.Contains(e.Message, "could NOT be restored") {
 		t.Errorf("event = %+v", e)
@@ -78,7 +78,7 @@ func TestRestoreLeavesRecreatedPolicy(t *testing.T) {
 	v.policies["eso-order-service"] = newBody // deleted and written again before the guard looks
 	v.mu.Unlock()
 	g.Ingest([]byte(deleteEntry))
-	if e := onlyEvent(t, rec); e.Type != EventPolicyDeleted || e.Action != "recorded" || e.Policy != "eso-order-service" ||
+	if e := onlyEvent(t, rec); e.Type != events.PolicyDeleted || e.Action != "recorded" || e.Policy != "eso-order-service" ||
 		len(e.Roles) != 1 || e.Actor.DisplayName != "userpass-cleanup-bot" || !strings.Contains(e.Message, "written again") {
 		t.Errorf("event = %+v", e)
 	}
@@ -134,12 +134,12 @@ func TestAuditDeviceDisabled(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			g.Ingest([]byte(strings.Replace(deleteEntry, `"id":"4c1f"`, `"id":"flush"`, 1)))
 			deadline := time.Now().Add(30 * time.Second)
-			for !slices.ContainsFunc(rec.All(), func(e Event) bool { return e.Type == EventPolicyDeleted }) && time.Now().Before(deadline) {
+			for !slices.ContainsFunc(rec.All(), func(e events.Event) bool { return e.Type == events.PolicyDeleted }) && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}
-			var got []Event
+			var got []events.Event
 			for _, e := range rec.All() {
-				if e.Type == EventAuditDisabled {
+				if e.Type == events.AuditDisabled {
 					got = append(got, e)
 				}
 			}

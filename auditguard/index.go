@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 type roleKey struct{ ns, mount, role string }
@@ -66,11 +68,13 @@ func (x *Index) deleteLocked(k roleKey) {
 }
 
 // Replace swaps the whole content of one namespace for a fresh listing (a resync).
-func (x *Index) Replace(ns string, roles map[RoleRef][]string) { x.ReplaceKeeping(ns, roles, nil) }
+func (x *Index) Replace(ns string, roles map[events.RoleRef][]string) {
+	x.ReplaceKeeping(ns, roles, nil)
+}
 
 // ReplaceKeeping is Replace, except that the roles of the mounts in keep (which could not be
 // listed) keep what they had: an older listing guards better than none.
-func (x *Index) ReplaceKeeping(ns string, roles map[RoleRef][]string, keep []string) {
+func (x *Index) ReplaceKeeping(ns string, roles map[events.RoleRef][]string, keep []string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for k := range x.roles {
@@ -84,15 +88,15 @@ func (x *Index) ReplaceKeeping(ns string, roles map[RoleRef][]string, keep []str
 }
 
 // RolesFor returns the roles referencing a policy, sorted.
-func (x *Index) RolesFor(ns, policy string) []RoleRef {
+func (x *Index) RolesFor(ns, policy string) []events.RoleRef {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	set := x.byPolicy[polKey{ns, PolicyName(policy)}]
-	out := make([]RoleRef, 0, len(set))
+	out := make([]events.RoleRef, 0, len(set))
 	for k := range set {
-		out = append(out, RoleRef{Mount: k.mount, Name: k.role})
+		out = append(out, events.RoleRef{Mount: k.mount, Name: k.role})
 	}
-	slices.SortFunc(out, func(a, b RoleRef) int {
+	slices.SortFunc(out, func(a, b events.RoleRef) int {
 		return strings.Compare(a.Mount+"/"+a.Name, b.Mount+"/"+b.Name)
 	})
 	return out

@@ -34,7 +34,7 @@ path "registry-creds/data/order-service" {
 // recorder collects the guard's events.
 type recorder struct{ events.Recorder }
 
-func (r *recorder) wait(t testing.TB, typ, policy string, after int) auditguard.Event {
+func (r *recorder) wait(t testing.TB, typ, policy string, after int) events.Event {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -46,7 +46,7 @@ func (r *recorder) wait(t testing.TB, typ, policy string, after int) auditguard.
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("no %s event for %s; events: %+v", typ, policy, r.All())
-	return auditguard.Event{}
+	return events.Event{}
 }
 
 type env struct {
@@ -175,10 +175,10 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 
 // waitEvents waits up to 30s for an event of type typ among those recorded after the first n, and
 // returns a function listing them (called again later, it sees any that came since).
-func (e *env) waitEvents(t testing.TB, n int, typ string) func() []auditguard.Event {
+func (e *env) waitEvents(t testing.TB, n int, typ string) func() []events.Event {
 	t.Helper()
-	of := func() []auditguard.Event {
-		var out []auditguard.Event
+	of := func() []events.Event {
+		var out []events.Event
 		for _, ev := range e.events.All()[n:] {
 			if ev.Type == typ {
 				out = append(out, ev)
@@ -242,21 +242,21 @@ func TestGuardAgainstVault(t *testing.T) {
 		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
 		window := e.waitPolicy(t, "eso-order-service", orderServicePolicy)
-		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+		ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
 		if ev.Actor == nil || ev.Actor.DisplayName != "userpass-cleanup-bot" || ev.Actor.EntityID == "" || ev.Actor.RemoteAddress != "127.0.0.1" ||
 			ev.Actor.Metadata["username"] != "cleanup-bot" || ev.Actor.AuthMount != "auth/userpass/" {
 			t.Errorf("actor = %+v", ev.Actor)
 		}
-		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {
+		if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) {
 			t.Errorf("roles = %+v", ev.Roles)
 		}
-		if ev.APIVersion != auditguard.EventAPIVersion || ev.RestoreLatencyMS <= 0 || ev.SnapshotFrom == nil || ev.Vault != e.v.Addr {
+		if ev.APIVersion != events.APIVersion || ev.RestoreLatencyMS <= 0 || ev.SnapshotFrom == nil || ev.Vault != e.v.Addr {
 			t.Errorf("event = %+v", ev)
 		}
 		t.Logf("deleted → readable again in %s; guard restore latency %.3f ms", window, ev.RestoreLatencyMS)
 		m, err := natsMsgs.NextMsg(30 * time.Second)
 		must(t, err)
-		var got auditguard.Event
+		var got events.Event
 		must(t, json.Unmarshal(m.Data, &got))
 		if m.Subject != "credchain.test.policy.restored" || got.ID == "" || got.Policy != "eso-order-service" ||
 			got.Actor == nil || got.Actor.DisplayName != "userpass-cleanup-bot" || len(got.Roles) != 1 {
@@ -270,14 +270,14 @@ func TestGuardAgainstVault(t *testing.T) {
 			_, err := bot.Logical().Delete(path)
 			must(t, err)
 			e.waitPolicy(t, "eso-order-service", orderServicePolicy)
-			e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+			e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
 		}
 	})
 
 	t.Run("unreferenced policy stays deleted", func(t *testing.T) {
 		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("old-team"))
-		ev := e.events.wait(t, auditguard.EventPolicyDeleted, "old-team", n)
+		ev := e.events.wait(t, events.PolicyDeleted, "old-team", n)
 		if ev.Action != "recorded" || ev.Actor.DisplayName != "userpass-cleanup-bot" {
 			t.Errorf("event = %+v", ev)
 		}
@@ -295,7 +295,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		// Flush the pipeline with an observable event, then check nothing came before it.
 		must(t, bot.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
 		must(t, bot.Sys().DeletePolicy("marker"))
-		e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
+		e.events.wait(t, events.PolicyDeleted, "marker", n)
 		if got := e.events.All()[n:]; len(got) != 1 {
 			t.Errorf("events = %+v, want only the marker's", got)
 		}
@@ -309,7 +309,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		must(t, err)
 		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
-		e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
+		e.events.wait(t, events.PolicyDeleted, "eso-order-service", n)
 		if body := e.policy(t, "eso-order-service"); body != "" {
 			t.Errorf("restored although no role references it: %q", body)
 		}
@@ -328,12 +328,12 @@ func TestGuardAgainstVault(t *testing.T) {
 		n := e.events.Count()
 		must(t, bot.Sys().PutPolicy("marker", `path "x" { capabilities = ["read"] }`))
 		must(t, bot.Sys().DeletePolicy("marker"))
-		e.events.wait(t, auditguard.EventPolicyDeleted, "marker", n)
+		e.events.wait(t, events.PolicyDeleted, "marker", n)
 		n = e.events.Count()
 		must(t, bot.Sys().DeletePolicy("team-payments"))
 		e.waitPolicy(t, "team-payments", `path "registry-creds/data/payments" { capabilities = ["read"] }`)
-		ev := e.events.wait(t, auditguard.EventPolicyRestored, "team-payments", n)
-		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "k8s-payments", Name: "payments"}}) {
+		ev := e.events.wait(t, events.PolicyRestored, "team-payments", n)
+		if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "k8s-payments", Name: "payments"}}) {
 			t.Errorf("roles = %+v", ev.Roles)
 		}
 	})
@@ -348,7 +348,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		n := e.events.Count()
 		e.startGuard(outer, false)
 		e.waitPolicy(t, "eso-payment-service", strings.ReplaceAll(orderServicePolicy, "order", "payment"))
-		ev := e.events.wait(t, auditguard.EventPolicyRestored, "eso-payment-service", n)
+		ev := e.events.wait(t, events.PolicyRestored, "eso-payment-service", n)
 		if ev.Actor != nil || !strings.Contains(ev.Message, "reconcile") {
 			t.Errorf("event = %+v", ev)
 		}
@@ -361,8 +361,8 @@ func TestGuardAgainstVault(t *testing.T) {
 			"token_policies": "eso-inventory-service", "ttl": "1h",
 		})
 		must(t, err)
-		ev := e.events.wait(t, auditguard.EventDanglingReference, "eso-inventory-service", n)
-		if !slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "inventory"}}) {
+		ev := e.events.wait(t, events.DanglingReference, "eso-inventory-service", n)
+		if !slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "inventory"}}) {
 			t.Errorf("roles = %+v", ev.Roles)
 		}
 		if e.policy(t, "eso-inventory-service") != "" {
@@ -377,7 +377,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		for {
 			var found bool
 			for _, ev := range e.events.All()[n:] {
-				found = found || (ev.Type == auditguard.EventAuditDisabled && ev.Object == "sys/audit/file" && ev.Actor.DisplayName == "token" && ev.Actor.RemoteAddress == "127.0.0.1")
+				found = found || (ev.Type == events.AuditDisabled && ev.Object == "sys/audit/file" && ev.Actor.DisplayName == "token" && ev.Actor.RemoteAddress == "127.0.0.1")
 			}
 			if found {
 				break
@@ -394,7 +394,7 @@ func TestGuardAgainstVault(t *testing.T) {
 		// response, so the guard receives the request entry and nothing after it.
 		n := e.events.Count()
 		must(t, e.root.Sys().DisableAudit("guard"))
-		disabled := e.waitEvents(t, n, auditguard.EventAuditDisabled)
+		disabled := e.waitEvents(t, n, events.AuditDisabled)
 		time.Sleep(2 * time.Second) // room for a duplicate
 		got := disabled()
 		if len(got) != 1 {
@@ -453,7 +453,7 @@ func (e *env) restoreRounds(b *testing.B, n int) (guardLat, clientLat []float64,
 			}
 		}
 		clientLat = append(clientLat, float64(time.Since(deleted).Microseconds())/1000)
-		ev := e.events.wait(b, auditguard.EventPolicyRestored, "eso-order-service", seen)
+		ev := e.events.wait(b, events.PolicyRestored, "eso-order-service", seen)
 		guardLat = append(guardLat, ev.RestoreLatencyMS)
 		restored[ev.Actor.RequestID] = ev.Time
 	}
@@ -476,7 +476,7 @@ func TestRecreatedPolicyIsNotOverwritten(t *testing.T) {
 	n := e.events.Count()
 	_, err = c.Write([]byte(`{"auth":{"display_name":"userpass-cleanup-bot","policies":["admin"]},"request":{"id":"9a1b","operation":"delete","namespace":{"id":"root"},"path":"sys/policies/acl/eso-order-service","remote_address":"127.0.0.1"},"time":"2026-11-27T10:02:00.123456Z","type":"response"}` + "\n"))
 	must(t, err)
-	ev := e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
+	ev := e.events.wait(t, events.PolicyDeleted, "eso-order-service", n)
 	if ev.Action != "recorded" || ev.Actor.DisplayName != "userpass-cleanup-bot" || len(ev.Roles) != 1 {
 		t.Errorf("event = %+v", ev)
 	}
@@ -515,7 +515,7 @@ func TestMixedCaseRoleNames(t *testing.T) {
 	for _, p := range []string{"team-updated", "team-deleted"} {
 		n := e.events.Count()
 		must(t, sys.DeletePolicy(p))
-		ev := e.events.wait(t, auditguard.EventPolicyDeleted, p, n)
+		ev := e.events.wait(t, events.PolicyDeleted, p, n)
 		if len(ev.Roles) != 0 || ev.Action != "recorded" {
 			t.Errorf("%s: event = %+v", p, ev)
 		}

@@ -52,19 +52,19 @@ func TestAuthMountChanges(t *testing.T) {
 		index string
 	}{
 		"Kubernetes mount disabled": {line: authLine("delete", "sys/auth/kubernetes"), after: []string{},
-			want: EventMountDisabled, object: "auth/kubernetes",
+			want: events.AuthMountDisabled, object: "auth/kubernetes",
 			texts: []string{"Kubernetes auth mount auth/kubernetes/ was disabled by userpass-cleanup-bot", "2 roles (eso, inventory)",
 				"the policies they referenced (eso-inventory, eso-order-service, eso-payment-service) still exist"}},
 		"disabled with a trailing slash": {line: authLine("delete", "sys/auth/kubernetes/"), after: []string{},
-			want: EventMountDisabled, object: "auth/kubernetes"},
+			want: events.AuthMountDisabled, object: "auth/kubernetes"},
 		"disabled, and the guard's own token with it": {line: authLine("delete", "sys/auth/kubernetes"), err: errors.New(permissionDenied),
-			want: EventMountDisabled, object: "auth/kubernetes", texts: []string{"could not confirm with Vault that the mount is gone: " + permissionDenied}, index: "kubernetes"},
+			want: events.AuthMountDisabled, object: "auth/kubernetes", texts: []string{"could not confirm with Vault that the mount is gone: " + permissionDenied}, index: "kubernetes"},
 		"a disable Vault's mount table does not bear out": {line: authLine("delete", "sys/auth/kubernetes"), after: []string{"kubernetes"}, index: "kubernetes"},
 		"another auth method disabled":                    {line: authLine("delete", "sys/auth/userpass"), after: []string{"kubernetes"}, index: "kubernetes"},
 		"a failed disable": {line: strings.Replace(authLine("delete", "sys/auth/kubernetes"), `"type":"response"`, `"error":"permission denied","type":"response"`, 1),
 			after: []string{}, index: "kubernetes"},
 		"Kubernetes mount moved": {line: authLine("update", "sys/remount"), after: []string{"k8s-prod"}, delay: 300 * time.Millisecond,
-			want: EventMountMoved, object: "auth/kubernetes", index: "k8s-prod",
+			want: events.AuthMountMoved, object: "auth/kubernetes", index: "k8s-prod",
 			texts: []string{"Kubernetes auth mount auth/kubernetes/ was moved to auth/k8s-prod/ by userpass-cleanup-bot", "stores still configured with mount path kubernetes cannot log in"}},
 		"a secrets engine moved": {line: authLine("update", "sys/remount"), after: []string{"kubernetes"}, index: "kubernetes"},
 	} {
@@ -102,12 +102,12 @@ func TestAuthMountChanges(t *testing.T) {
 			time.Sleep(tc.delay + 100*time.Millisecond)
 			marker := strings.Replace(strings.ReplaceAll(deleteEntry, "eso-order-service", "marker"), `"id":"4c1f"`, `"id":"marker"`, 1)
 			g.Ingest([]byte(marker))
-			for len(rec.OfType(EventPolicyDeleted)) == 0 && time.Now().Before(deadline) {
+			for len(rec.OfType(events.PolicyDeleted)) == 0 && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}
-			var got []Event
+			var got []events.Event
 			for _, e := range rec.All() {
-				if e.Type != EventPolicyDeleted {
+				if e.Type != events.PolicyDeleted {
 					got = append(got, e)
 				}
 			}
@@ -117,7 +117,7 @@ func TestAuthMountChanges(t *testing.T) {
 				}
 			} else if len(got) != 1 || got[0].Type != tc.want || got[0].Object != tc.object || got[0].Action != "none" ||
 				got[0].Actor == nil || got[0].Actor.DisplayName != "userpass-cleanup-bot" ||
-				!slices.Equal(got[0].Roles, []RoleRef{{Mount: "kubernetes", Name: "eso"}, {Mount: "kubernetes", Name: "inventory"}}) {
+				!slices.Equal(got[0].Roles, []events.RoleRef{{Mount: "kubernetes", Name: "eso"}, {Mount: "kubernetes", Name: "inventory"}}) {
 				t.Errorf("events = %+v, want one %s for %s with the two roles", got, tc.want, tc.object)
 			} else {
 				for _, s := range tc.texts {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Changes to the auth mounts themselves. Disabling a Kubernetes auth mount (DELETE sys/auth/<m>)
@@ -58,7 +60,7 @@ func (g *Guard) onAuthMountChanged(ctx context.Context, ns, mount string, e *Ent
 		return
 	}
 	actor := g.actor(ctx, e)
-	ev := Event{Type: EventMountDisabled, Namespace: ns, Object: nsMount(ns, mount), Actor: actor, Roles: roleRefs(mount, roles), Action: "none",
+	ev := events.Event{Type: events.AuthMountDisabled, Namespace: ns, Object: nsMount(ns, mount), Actor: actor, Roles: roleRefs(mount, roles), Action: "none",
 		Message: fmt.Sprintf("Kubernetes auth mount auth/%s/ was disabled by %s: Vault deleted its %s with it and revoked the tokens it issued, so every ESO store logging in through it fails now; %s; enable the mount again, configure it and write its roles again (Vault keeps nothing of a disabled mount, and credchain knows only the roles' policies)",
 			mount, actor, countRoles(roles), grantedText(roles))}
 	if verr != nil {
@@ -90,10 +92,10 @@ func (g *Guard) cachedKubernetesMounts() map[string][]string {
 	return out
 }
 
-func roleRefs(mount string, roles map[string][]string) []RoleRef {
-	out := make([]RoleRef, 0, len(roles))
+func roleRefs(mount string, roles map[string][]string) []events.RoleRef {
+	out := make([]events.RoleRef, 0, len(roles))
 	for _, r := range slices.Sorted(maps.Keys(roles)) {
-		out = append(out, RoleRef{Mount: mount, Name: r})
+		out = append(out, events.RoleRef{Mount: mount, Name: r})
 	}
 	return out
 }
@@ -248,7 +250,7 @@ func (g *Guard) reportMoved(ctx context.Context, p *pendingRemount, now map[stri
 		ns := nsOf[from]
 		mount := strings.TrimPrefix(strings.TrimPrefix(from, ns+"/"), "auth/")
 		roles := p.roles[from]
-		g.emit(ctx, Event{Type: EventMountMoved, Namespace: ns, Object: from, Actor: actor, Roles: roleRefs(mount, roles), Action: "none",
+		g.emit(ctx, events.Event{Type: events.AuthMountMoved, Namespace: ns, Object: from, Actor: actor, Roles: roleRefs(mount, roles), Action: "none",
 			Message: fmt.Sprintf("Kubernetes auth mount %s/ was moved %s by %s (sys/remount): Vault revoked the tokens it issued, and ESO stores still configured with mount path %s cannot log in; point them at the new path, or move the mount back; its %s moved with it, and credchain guards the new path",
 				from, to, actor, mount, countRoles(roles))})
 	}

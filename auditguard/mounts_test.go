@@ -52,9 +52,9 @@ func TestUnreadableMountDegrades(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // a few resyncs: still one event
-	if got := rec.OfType(EventMountUnreadable); len(got) != 1 || got[0].Object != "auth/clusters/prod" ||
+	if got := rec.OfType(events.AuthMountUnreadable); len(got) != 1 || got[0].Object != "auth/clusters/prod" ||
 		got[0].Error == "" || got[0].Action != "none" {
-		t.Errorf("events = %+v, want one %s for auth/clusters/prod", rec.All(), EventMountUnreadable)
+		t.Errorf("events = %+v, want one %s for auth/clusters/prod", rec.All(), events.AuthMountUnreadable)
 	}
 	if got := testutil.ToFloat64(g.metrics.UnreadableMounts); got != 1 {
 		t.Errorf("unreadable mounts = %v, want 1", got)
@@ -67,7 +67,7 @@ func TestUnreadableMountDegrades(t *testing.T) {
 	for rec.Count() == n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if e := rec.All()[n]; e.Type != EventPolicyRestored {
+	if e := rec.All()[n]; e.Type != events.PolicyRestored {
 		t.Errorf("event = %+v, want the readable mount's policy restored", e)
 	}
 }

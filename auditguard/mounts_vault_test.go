@@ -8,7 +8,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -25,22 +25,22 @@ func TestVaultAuthMountDisabled(t *testing.T) {
 	e.enableDevices(t)
 	n := e.events.Count()
 	must(t, e.root.Sys().DisableAuth("kubernetes"))
-	ev := e.waitEvents(t, n, auditguard.EventMountDisabled)()[0]
+	ev := e.waitEvents(t, n, events.AuthMountDisabled)()[0]
 	if ev.Object != "auth/kubernetes" || ev.Action != "none" || ev.Actor == nil || ev.Actor.DisplayName != "token" ||
-		!slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}, {Mount: "kubernetes", Name: "inventory"}}) ||
+		!slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}, {Mount: "kubernetes", Name: "inventory"}}) ||
 		!strings.Contains(ev.Message, "2 roles (external-secrets-operator, inventory)") ||
 		!strings.Contains(ev.Message, "the policies they referenced (eso-order-service, eso-payment-service, old-team) still exist") {
 		t.Errorf("event = %+v", ev)
 	}
 	testenv.WriteExample(t, ev) // for docs/events.md
 	e.flush(t)                  // through both devices: room for a duplicate
-	if got := e.events.OfType(auditguard.EventMountDisabled); len(got) != 1 {
-		t.Errorf("%s events = %+v, want one", auditguard.EventMountDisabled, got)
+	if got := e.events.OfType(events.AuthMountDisabled); len(got) != 1 {
+		t.Errorf("%s events = %+v, want one", events.AuthMountDisabled, got)
 	}
 
 	n = e.events.Count()
 	must(t, e.root.Sys().DeletePolicy("eso-order-service"))
-	del := e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n)
+	del := e.events.wait(t, events.PolicyDeleted, "eso-order-service", n)
 	if del.Action != "recorded" || len(del.Roles) != 0 || !strings.Contains(del.Message, "no Kubernetes auth mount is enabled") {
 		t.Errorf("event = %+v", del)
 	}
@@ -62,10 +62,10 @@ func TestVaultAuthMountMoved(t *testing.T) {
 	start := time.Now()
 	m, err := e.root.Sys().StartRemount("auth/kubernetes", "auth/k8s-prod")
 	must(t, err)
-	ev := e.waitEvents(t, n, auditguard.EventMountMoved)()[0]
+	ev := e.waitEvents(t, n, events.AuthMountMoved)()[0]
 	t.Logf("remount %s: reported %s after the request", m.MigrationID, time.Since(start))
 	if ev.Object != "auth/kubernetes" || ev.Actor == nil || ev.Actor.DisplayName != "token" ||
-		!slices.Equal(ev.Roles, []auditguard.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) ||
+		!slices.Equal(ev.Roles, []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}) ||
 		!strings.Contains(ev.Message, "was moved to auth/k8s-prod/") {
 		t.Errorf("event = %+v", ev)
 	}
@@ -81,7 +81,7 @@ func TestVaultAuthMountMoved(t *testing.T) {
 	e.flush(t)
 	n = e.events.Count()
 	must(t, e.root.Sys().DeletePolicy("eso-order-service"))
-	if del := e.events.wait(t, auditguard.EventPolicyDeleted, "eso-order-service", n); del.Action != "recorded" ||
+	if del := e.events.wait(t, events.PolicyDeleted, "eso-order-service", n); del.Action != "recorded" ||
 		!strings.Contains(del.Message, "no Kubernetes auth role on auth/k8s-prod/ references it") {
 		t.Errorf("event = %+v", del)
 	}
@@ -110,7 +110,7 @@ func TestVaultUnreferencedPolicyScope(t *testing.T) {
 	e.enableDevices(t)
 	n := e.events.Count()
 	must(t, sys.DeletePolicy("ci-deploy"))
-	ev := e.events.wait(t, auditguard.EventPolicyDeleted, "ci-deploy", n)
+	ev := e.events.wait(t, events.PolicyDeleted, "ci-deploy", n)
 	const want = "no Kubernetes auth role on auth/clusters/prod/, auth/kubernetes/ references it (other auth methods, identity groups and token roles are not checked)"
 	if !strings.Contains(ev.Message, want) || strings.Contains(ev.Message, "no Kubernetes auth role references it") {
 		t.Errorf("message = %q, want it to contain %q", ev.Message, want)

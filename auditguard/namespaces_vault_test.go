@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -37,5 +38,5 @@ func TestVaultNamespacesAreLearnedFromVault(t *testing.T) {
 	}
 	e.enableDevices(t)
 	must(t, e.root.Sys().DeletePolicy("eso-order-service"))
-	e.events.wait(t, auditguard.EventPolicyRestored, "eso-order-service", n)
+	e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
 }

@@ -50,7 +50,7 @@ func TestOwnWritesInFlight(t *testing.T) {
 		t.Errorf("snapshot hold = %+v (%v), want none", snap.Hold, err)
 	}
 	for _, e := range rec.All() {
-		if e.Type == EventPolicyRestoreFailed {
+		if e.Type == events.PolicyRestoreFailed {
 			t.Errorf("event %s: %s", e.Type, e.Message)
 		}
 	}

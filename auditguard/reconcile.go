@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Keeping the index and snapshots current (role changes, full resyncs) and repairing what the
@@ -132,12 +134,12 @@ func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry)
 	if !found {
 		return false
 	}
-	var writer *Actor
+	var writer *events.Actor
 	if e != nil {
 		writer = actorOf(e)
 	}
 	if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: body,
-		Meta: SnapshotMeta{ReadAt: g.opts.now().UTC(), Source: source, Writer: writer}}); err != nil {
+		Meta: events.Provenance{ReadAt: g.opts.now().UTC(), Source: source, Writer: writer}}); err != nil {
 		g.log.Error(err, "storing policy snapshot", "policy", name)
 	}
 	return true
@@ -208,7 +210,7 @@ func (g *Guard) reindex(ctx context.Context) error {
 			continue
 		}
 		g.setKubernetesMounts(ns, mounts)
-		roles := map[RoleRef][]string{}
+		roles := map[events.RoleRef][]string{}
 		var keep []string
 	mount:
 		for _, m := range mounts {
@@ -217,7 +219,7 @@ func (g *Guard) reindex(ctx context.Context) error {
 				unreadable[nsMount(ns, m)], keep = err, append(keep, m)
 				continue
 			}
-			read := map[RoleRef][]string{}
+			read := map[events.RoleRef][]string{}
 			for _, r := range names {
 				pols, found, err := g.vault.RolePolicies(ctx, ns, m, r)
 				if err != nil {
@@ -225,7 +227,7 @@ func (g *Guard) reindex(ctx context.Context) error {
 					continue mount // never replace a mount's good index with a partial one
 				}
 				if found {
-					read[RoleRef{Mount: m, Name: r}] = pols
+					read[events.RoleRef{Mount: m, Name: r}] = pols
 				}
 			}
 			maps.Copy(roles, read)
@@ -254,7 +256,7 @@ func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
 		if g.unreadable[m] {
 			continue
 		}
-		g.emit(ctx, Event{Type: EventMountUnreadable, Object: m, Action: "none", Error: err.Error(),
+		g.emit(ctx, events.Event{Type: events.AuthMountUnreadable, Object: m, Action: "none", Error: err.Error(),
 			Message: fmt.Sprintf("credchain cannot read the roles of Kubernetes auth mount %s (%v): deletes of policies only its roles reference are not restored; grant the guard list on %s/role and read on %s/role/* (manifests/vault/auditguard-policy.hcl covers one-segment mounts)",
 				m, err, m, m)})
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // What happens when a policy is deleted: restore it from its snapshot when a role references it,
@@ -25,7 +27,7 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 		g.hold(ns, name, Hold{Reason: HoldDeleted, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
 	}
 	actor := g.actor(ctx, e)
-	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
+	g.emit(ctx, events.Event{Type: events.PolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Action: "recorded",
 		Message: fmt.Sprintf("policy %q was deleted by %s; %s, so credchain left it deleted", name, actor, g.referenceScope(ns))})
 }
 
@@ -41,10 +43,10 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 // compare-and-set for policies, so a re-creation between that read and the write is still
 // overwritten; the re-creation's own entry, processed next, then snapshots what the writer sees.
 // A held snapshot (Hold) is never written.
-func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, arrived time.Time, e *Entry) {
+func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
 	snap, err := g.store.GetSnapshot(ns, name)
 	if err != nil {
-		var actor *Actor
+		var actor *events.Actor
 		if e != nil {
 			actor = g.actor(ctx, e)
 		}
@@ -75,7 +77,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 		return
 	}
 	g.ownWrites[polKey{ns, name}] = append(g.ownWrites[polKey{ns, name}], g.opts.now())
-	var actor *Actor
+	var actor *events.Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
 	}
@@ -83,26 +85,26 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []RoleRef, a
 	g.metrics.RestoreLatency.Observe(latency.Seconds())
 	delete(g.dangling, polKey{ns, name})
 	meta := snap.Meta
-	g.emit(ctx, Event{Type: EventPolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+	g.emit(ctx, events.Event{Type: events.PolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
 		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
 		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
 			name, whoDeleted(actor), rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
 }
 
-func whoDeleted(a *Actor) string {
+func whoDeleted(a *events.Actor) string {
 	if a == nil {
 		return "someone while the guard was not watching (found by reconcile; the file audit device has who)"
 	}
 	return a.String()
 }
 
-func (g *Guard) restoreFailed(ctx context.Context, ns, name string, roles []RoleRef, e *Entry, err error) {
-	var actor *Actor
+func (g *Guard) restoreFailed(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry, err error) {
+	var actor *events.Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
 	}
 	g.metrics.Restores.WithLabelValues("failed").Inc()
-	g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
+	g.emit(ctx, events.Event{Type: events.PolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
 		Action: "none", Error: err.Error(),
 		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
 			name, rolesString(roles), whoDeleted(actor), err, name)})
@@ -131,7 +133,7 @@ func (g *Guard) flapping(ns, name string, e *Entry) bool {
 // withhold reports, once per hold, a deleted referenced policy whose snapshot must not be written
 // back. Superseded and flapping holds count as failed restores (the existing alert fires: the
 // roles' logins lack the policy); a tombstone is a dangling reference, as for a policy never seen.
-func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, snap Snapshot, e *Entry) {
+func (g *Guard) withhold(ctx context.Context, ns, name string, roles []events.RoleRef, snap Snapshot, e *Entry) {
 	h := snap.Hold
 	k, seen := polKey{ns, name}, string(h.Reason)+"@"+h.At.String()
 	reported := g.withheld[k] == seen
@@ -139,27 +141,27 @@ func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, 
 	if reported {
 		return
 	}
-	var actor *Actor
+	var actor *events.Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
 	}
 	at := h.At.UTC().Format(time.RFC3339)
 	switch h.Reason {
 	case HoldDeleted:
-		g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: h.Actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+		g.emit(ctx, events.Event{Type: events.DanglingReference, Namespace: ns, Policy: name, Actor: h.Actor, Roles: roles, Action: "none", Reason: string(h.Reason),
 			Message: fmt.Sprintf("policy %q is referenced by %s but does not exist: %s deleted it at %s while no Kubernetes auth role referenced it, and credchain does not bring back deliberately deleted policies; write the policy again or remove the reference",
 				name, rolesString(roles), h.Actor, at)})
 		return
 	case HoldSuperseded:
 		g.metrics.Restores.WithLabelValues("failed").Inc()
 		g.metrics.Withheld.WithLabelValues(string(h.Reason)).Inc()
-		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+		g.emit(ctx, events.Event{Type: events.PolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
 			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s; credchain did not restore it: its snapshot (read %s) is older than the write %s made at %s, which was deleted before credchain could read it, and writing the older body back could undo that change; write the policy's current version by hand (vault policy write %s) or ESO logins with these roles will fail",
 				name, rolesString(roles), whoDeleted(actor), snap.Meta.ReadAt.UTC().Format(time.RFC3339), h.Actor, at, name)})
 	case HoldFlapping:
 		g.metrics.Restores.WithLabelValues("failed").Inc()
 		g.metrics.Withheld.WithLabelValues(string(h.Reason)).Inc()
-		g.emit(ctx, Event{Type: EventPolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
+		g.emit(ctx, events.Event{Type: events.PolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
 			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted %d times within %s (last by %s at %s): something keeps deleting it, so credchain stopped restoring it rather than fight it; find what deletes it (an IaC run, a reconciler), then write the policy again (vault policy write %s), which resumes guarding",
 				name, rolesString(roles), h.Deletes, g.opts.flapWindow, h.Actor, at, name)})
 	}
@@ -169,19 +171,19 @@ func (g *Guard) withhold(ctx context.Context, ns, name string, roles []RoleRef, 
 // is a re-creation that happened while the entry was queued; the delete is recorded, and the new
 // body is left alone (its own write entry snapshots it). Reconcile (e == nil) only raced a write
 // since its listing: nothing happened worth an event.
-func (g *Guard) recreated(ctx context.Context, ns, name string, roles []RoleRef, e *Entry) {
+func (g *Guard) recreated(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) {
 	g.log.Info("policy exists again; not restoring its snapshot", "policy", name, "namespace", ns)
 	delete(g.dangling, polKey{ns, name})
 	if e == nil {
 		return
 	}
 	actor := g.actor(ctx, e)
-	g.emit(ctx, Event{Type: EventPolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "recorded",
+	g.emit(ctx, events.Event{Type: events.PolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "recorded",
 		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and has been written again since; credchain left the new version in place instead of restoring its snapshot",
 			name, rolesString(roles), actor)})
 }
 
-func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []RoleRef, actor *Actor, cause error) {
+func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []events.RoleRef, actor *events.Actor, cause error) {
 	seen := g.dangling[polKey{ns, name}]
 	g.dangling[polKey{ns, name}] = true
 	if seen {
@@ -189,5 +191,5 @@ func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []Role
 	}
 	msg := fmt.Sprintf("policy %q is referenced by %s but does not exist, and credchain has no snapshot of it to restore (%v); logins with these roles get no access from it: write the policy or remove the reference",
 		name, rolesString(roles), cause)
-	g.emit(ctx, Event{Type: EventDanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
+	g.emit(ctx, events.Event{Type: events.DanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
 }

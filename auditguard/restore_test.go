@@ -51,7 +51,7 @@ func TestRestoreDecisions(t *testing.T) {
 	type want struct {
 		types []string // event types, in order
 		body  string   // eso-order-service's body at the end ("" absent)
-		check func(t *testing.T, evs []Event)
+		check func(t *testing.T, evs []events.Event)
 	}
 	for name, tc := range map[string]struct {
 		legacy bool // legacy-admin exists and no role references it
@@ -61,14 +61,14 @@ func TestRestoreDecisions(t *testing.T) {
 	}{
 		"a referenced policy deleted is restored": {
 			steps: []step{deletePolicy("eso-order-service")},
-			want:  want{types: []string{EventPolicyRestored}, body: orderServicePolicyForTest},
+			want:  want{types: []string{events.PolicyRestored}, body: orderServicePolicyForTest},
 		},
 		// Item 12: a delete line is a hint. The policy is there (a forged line, or re-created
 		// since): nothing is written over it, however promptly the line came.
 		"a prompt delete of a policy that exists writes nothing": {
 			steps: []step{vaultChange(func(v *memVault) { v.policies["eso-order-service"] = hardened }),
 				{op: "delete", path: "sys/policies/acl/eso-order-service"}},
-			want: want{types: []string{EventPolicyDeleted}, body: hardened},
+			want: want{types: []string{events.PolicyDeleted}, body: hardened},
 		},
 		// Item 8: an admin hardens the policy and it is deleted before the guard reads the new
 		// body back. The snapshot predates the last write Vault logged: never written back.
@@ -79,7 +79,7 @@ func TestRestoreDecisions(t *testing.T) {
 				{op: "update", path: "sys/policies/acl/eso-order-service"}, // the hardening's entry
 				{op: "delete", path: "sys/policies/acl/eso-order-service"},
 			},
-			want: want{types: []string{EventPolicyRestoreFailed}, body: "", check: func(t *testing.T, evs []Event) {
+			want: want{types: []string{events.PolicyRestoreFailed}, body: "", check: func(t *testing.T, evs []events.Event) {
 				if e := evs[0]; e.Reason != "superseded" || e.Action != "none" || !strings.Contains(e.Message, "older than") {
 					t.Errorf("event = %+v", e)
 				}
@@ -87,14 +87,14 @@ func TestRestoreDecisions(t *testing.T) {
 		},
 		"update read back, then delete: the new body is restored": {
 			steps: []step{writePolicy("eso-order-service", hardened), deletePolicy("eso-order-service")},
-			want:  want{types: []string{EventPolicyRestored}, body: hardened},
+			want:  want{types: []string{events.PolicyRestored}, body: hardened},
 		},
 		// Item 9: a delete accepted while unreferenced is final; a role that references the policy
 		// later is told it is missing, not given the deleted body back.
 		"deleted unreferenced, then a role references it": {
 			legacy: true,
 			steps:  []step{deletePolicy("legacy-admin"), writeRole("eso-new", "legacy-admin")},
-			want: want{types: []string{EventPolicyDeleted, EventDanglingReference}, check: func(t *testing.T, evs []Event) {
+			want: want{types: []string{events.PolicyDeleted, events.DanglingReference}, check: func(t *testing.T, evs []events.Event) {
 				if e := evs[1]; e.Policy != "legacy-admin" || !strings.Contains(e.Message, "userpass-cleanup-bot") {
 					t.Errorf("event = %+v", e)
 				}
@@ -104,7 +104,7 @@ func TestRestoreDecisions(t *testing.T) {
 			legacy: true,
 			steps: []step{deletePolicy("legacy-admin"), writePolicy("legacy-admin", "path \"x\" {}"),
 				writeRole("eso-new", "legacy-admin"), deletePolicy("legacy-admin")},
-			want: want{types: []string{EventPolicyDeleted, EventPolicyRestored}},
+			want: want{types: []string{events.PolicyDeleted, events.PolicyRestored}},
 		},
 		// Item 10: a tool that keeps deleting the policy gets restores up to the limit, then an alert, and
 		// the guard stops fighting it (reconcile too).
@@ -112,8 +112,8 @@ func TestRestoreDecisions(t *testing.T) {
 			opts: []Option{WithFlapDetection(3, time.Hour)},
 			steps: []step{deletePolicy("eso-order-service"), deletePolicy("eso-order-service"),
 				deletePolicy("eso-order-service"), deletePolicy("eso-order-service")},
-			want: want{types: []string{EventPolicyRestored, EventPolicyRestored, EventPolicyRestoreFailed}, body: "",
-				check: func(t *testing.T, evs []Event) {
+			want: want{types: []string{events.PolicyRestored, events.PolicyRestored, events.PolicyRestoreFailed}, body: "",
+				check: func(t *testing.T, evs []events.Event) {
 					if e := evs[2]; e.Reason != "flapping" || !strings.Contains(e.Message, "3 times within 1h0m0s") {
 						t.Errorf("event = %+v", e)
 					}
@@ -123,7 +123,7 @@ func TestRestoreDecisions(t *testing.T) {
 			opts: []Option{WithFlapDetection(2, time.Nanosecond)},
 			steps: []step{deletePolicy("eso-order-service"), deletePolicy("eso-order-service"),
 				deletePolicy("eso-order-service")},
-			want: want{types: []string{EventPolicyRestored, EventPolicyRestored, EventPolicyRestored}, body: orderServicePolicyForTest},
+			want: want{types: []string{events.PolicyRestored, events.PolicyRestored, events.PolicyRestored}, body: orderServicePolicyForTest},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -171,7 +171,7 @@ func TestRestoreDecisions(t *testing.T) {
 			}
 			g.Reconnected() // a reconcile repairs nothing the steps decided against
 			flush()
-			var got []Event
+			var got []events.Event
 			for _, e := range rec.All() {
 				if e.Policy != "flush" {
 					got = append(got, e)

@@ -89,11 +89,11 @@ func openState(cfg Config) (*Store, error) {
 // own outbox file in --state-dir (events.OpenDelivery, as the webhook's), on the same volume as
 // the snapshots, so a guard restarted with its volume loses neither. Guards before session 5 kept
 // the outboxes in state.db: what is pending there is moved first (events.MoveOutboxes).
-func notifier(cfg Config, store *Store, reg prometheus.Registerer, log logr.Logger) (Notifier, *events.Dispatcher, func(), error) {
+func notifier(cfg Config, store *Store, reg prometheus.Registerer, log logr.Logger) (events.Notifier, *events.Dispatcher, func(), error) {
 	log = log.WithName("events")
 	n := cfg.Notifier
 	if n == nil {
-		n = LogNotifier{Log: log}
+		n = events.LogNotifier{Log: log}
 	}
 	path := filepath.Join(cfg.StateDir, EventsFile)
 	if moved, err := events.MoveOutboxes(store.DB(), path); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 func relevantLine(i int) string {
@@ -27,7 +29,7 @@ func newTestGuard(t *testing.T) (*Guard, *Store) {
 	}
 	t.Cleanup(func() { store.Close() })
 	// A nil VaultAPI: these tests never start processing, so any Vault call would panic and fail.
-	return NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(100000)), store
+	return NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithQueueSize(100000)), store
 }
 
 func waitCount(t *testing.T, what string, get func() float64, want float64) {
@@ -209,7 +211,7 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 	g, store := newTestGuard(t)
 	// Processing runs: the offset saved is the one processing reached (checkpoint.go).
 	g.vault = &memVault{policies: map[string]string{}, roles: map[string][]string{}}
-	g.notify = NotifierFunc(func(context.Context, Event) error { return nil })
+	g.notify = events.NotifierFunc(func(context.Context, events.Event) error { return nil })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = g.Run(ctx) }()
@@ -275,7 +277,7 @@ func TestFileSinkRotationTruncationResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(nf, 26, 4)
-	g2 := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t))
+	g2 := NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t))
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	defer cancel2()
 	go func() {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 // otherGroup is a group the test may give a socket to other than its own primary one: any
@@ -172,7 +174,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	g := NewGuard(nil, store, LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithMaxConnections(2))
+	g := NewGuard(nil, store, events.LogNotifier{Log: testr.New(t)}, nil, testr.New(t), WithMaxConnections(2))
 	l, err := Listen("tcp://127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

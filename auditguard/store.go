@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/credchain/credchain/internal/events"
 )
 
 var (
@@ -19,10 +21,10 @@ var (
 // Snapshot is the last-known body of a policy and where it came from, so a restart doesn't forget
 // what a deleted policy said.
 type Snapshot struct {
-	Namespace string       `json:"namespace,omitempty"`
-	Name      string       `json:"name"`
-	Body      string       `json:"body"`
-	Meta      SnapshotMeta `json:"meta"`
+	Namespace string            `json:"namespace,omitempty"`
+	Name      string            `json:"name"`
+	Body      string            `json:"body"`
+	Meta      events.Provenance `json:"meta"`
 	// Hold, when set, forbids writing Body back: the guard knows something since it read Body that
 	// makes a restore wrong. It is persisted (a restarted guard's reconcile must not undo it) and
 	// cleared by the next read that finds the policy in Vault (PutSnapshot), which makes the
@@ -37,7 +39,7 @@ type Hold struct {
 	// had no time).
 	At time.Time `json:"at"`
 	// Actor made that request, as Vault logged it.
-	Actor *Actor `json:"actor,omitempty"`
+	Actor *events.Actor `json:"actor,omitempty"`
 	// Deletes is, for HoldFlapping, how many deletes within the window triggered it.
 	Deletes int `json:"deletes,omitempty"`
 }

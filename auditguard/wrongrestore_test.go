@@ -10,7 +10,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/credchain/credchain/auditguard"
+	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
@@ -38,7 +38,7 @@ func TestVaultUpdateThenDeleteIsNotReverted(t *testing.T) {
 		_, err := c.Write(append(l, '\n'))
 		must(t, err)
 	}
-	ev := e.events.wait(t, auditguard.EventPolicyRestoreFailed, "eso-order-service", n)
+	ev := e.events.wait(t, events.PolicyRestoreFailed, "eso-order-service", n)
 	if ev.Reason != "superseded" || ev.Action != "none" {
 		t.Errorf("event = %+v", ev)
 	}
@@ -94,9 +94,9 @@ func TestVaultDeletedPolicyIsNotResurrected(t *testing.T) {
 	e.enableDevices(t)
 	n := e.events.Count()
 	must(t, e.root.Sys().DeletePolicy("old-team"))
-	e.events.wait(t, auditguard.EventPolicyDeleted, "old-team", n)
+	e.events.wait(t, events.PolicyDeleted, "old-team", n)
 	e.role(t, "legacy", "old-team")
-	ev := e.events.wait(t, auditguard.EventDanglingReference, "old-team", n)
+	ev := e.events.wait(t, events.DanglingReference, "old-team", n)
 	if ev.Actor == nil || ev.Actor.DisplayName != "token" || !strings.Contains(ev.Message, "deleted it") {
 		t.Errorf("event = %+v", ev)
 	}
