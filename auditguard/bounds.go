@@ -63,9 +63,9 @@ const (
 // MemoryBaseline is what the guard needs besides the buffers its flags bound, for the worst-case
 // sum of MemoryBound: the Go runtime, the Vault, NATS and Kubernetes clients, the role index and
 // Prometheus' registry. Measured after start-up against a dev Vault with 300 roles and policies, no
-// --kube and no event sink: 5.3 MiB of heap in use, 17 MiB taken from the OS by the runtime, 36 MiB
+// --blast-radius and no event sink: 5.3 MiB of heap in use, 17 MiB taken from the OS by the runtime, 36 MiB
 // RSS with the binary's pages (docs/auditguard.md, "Memory and disk"); 64 MiB leaves room for an
-// index of many thousands of roles. Not in it: the blast radius' informer caches (--kube), which grow with the cluster's
+// index of many thousands of roles. Not in it: the blast radius' informer caches (--blast-radius), which grow with the cluster's
 // workloads and ESO objects (a few KiB each, managed fields stripped).
 const MemoryBaseline = 64 << 20
 

@@ -88,9 +88,12 @@ type Config struct {
 	// Notifier, when set (tests, embedding), receives every event in place of the log; the
 	// configured delivery (Events) gets them too. The same as webhook.Config.Notifier.
 	Notifier events.Notifier
-	// Kube is the cluster whose ESO stores, ExternalSecrets and workloads make up an event's blast
-	// radius: a kubeconfig path, "in-cluster", or "" (off: events name only the Vault roles).
-	Kube string
+	// BlastRadius: events carry the Kubernetes blast radius (ESO stores → ExternalSecrets → Secrets
+	// → workloads) in the cluster Kubeconfig finds. Off by default: events name only the Vault roles.
+	BlastRadius bool
+	// Kubeconfig finds that cluster the way the webhook's --kubeconfig does (internal/kube): a
+	// path, "in-cluster", or "" for $KUBECONFIG, in-cluster, ~/.kube/config.
+	Kubeconfig string
 	// KubernetesJWTFile is the service account token for the login.
 	// Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token.
 	KubernetesJWTFile string

@@ -131,7 +131,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	if e.metrics != "" {
 		cfg.MetricsAddr = e.metrics
 	}
-	cfg.Kube = e.kube
+	cfg.BlastRadius, cfg.Kubeconfig = e.kube != "", e.kube
 	if e.natsURL != "" {
 		cfg.Events.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
 	}

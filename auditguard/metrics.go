@@ -69,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_connections_refused_total",
 			Help: "Audit socket connections closed at once because --max-connections were open."}),
 		BlastReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_blast_radius_ready",
-			Help: "1 once the Kubernetes caches behind events' blast radius have synced; 0 before, and always with --kube=\"\"."}),
+			Help: "1 once the Kubernetes caches behind events' blast radius have synced; 0 before, and always without --blast-radius."}),
 	}
 	// Every labelled series exists from the start at 0: Prometheus' increase() does not count a
 	// series' first appearance, so a lazily created {result="failed"} would hide the first failure.

@@ -157,13 +157,13 @@ func openSources(cfg Config, g *Guard, store *Store, log logr.Logger) ([]Sink, f
 	return sources, closeAll, nil
 }
 
-// startBlast builds the blast radius in the background with --kube: the audit sockets must accept
-// Vault's connections right away, and events name only the Vault roles until it has synced.
+// startBlast builds the blast radius in the background with --blast-radius: the audit sockets must
+// accept Vault's connections right away, and events name only the Vault roles until it has synced.
 func startBlast(ctx context.Context, wg *sync.WaitGroup, cfg Config, g *Guard, log logr.Logger) error {
-	if cfg.Kube == "" {
+	if !cfg.BlastRadius {
 		return nil
 	}
-	rc, err := kube.RestConfig(cfg.Kube)
+	rc, err := kube.RestConfig(cfg.Kubeconfig)
 	if err != nil {
 		return err
 	}

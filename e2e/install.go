@@ -242,7 +242,7 @@ func (s *Stack) StartGuard(ctx context.Context) error {
 	args := localize(s.guardArgs, [][2]string{
 		{"--listen", "tcp://" + s.guardAdr},
 		{"--state-dir", s.path("guard-state")},
-		{"--kube", s.path("credchain-auditguard.kubeconfig")},
+		{"--kubeconfig", s.path("credchain-auditguard.kubeconfig")},
 		{"--vault-k8s-jwt-file", s.path("credchain-auditguard.token")},
 		{"--health-addr", s.guardHealth}, {"--metrics-addr", s.guardMetr},
 		{"--cluster", Cluster}, {"--nats-url", s.natsSrv.ClientURL()}, {"--nats-create-stream", "true"},

@@ -61,7 +61,7 @@ type Event struct {
 	Roles []RoleRef `json:"roles,omitempty"`
 	// BlastRadius is what depends on Roles in Kubernetes: the ESO stores that log in with them, the
 	// ExternalSecrets using those stores, the Secrets they write and the workloads pulling with them.
-	// Set when the guard is given a cluster (--kube).
+	// Set when the guard is given a cluster (--blast-radius).
 	BlastRadius *BlastRadius `json:"blastRadius,omitempty"`
 	// Workload is the object an admission event is about.
 	Workload *ObjectRef `json:"workload,omitempty"`

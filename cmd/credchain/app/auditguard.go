@@ -56,7 +56,10 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringVar(&cfg.KubernetesRole, "vault-k8s-role", "", "log in with Vault's Kubernetes auth as this role (token renewed)")
 	f.StringVar(&cfg.KubernetesMount, "vault-k8s-mount", cfg.KubernetesMount, "Kubernetes auth mount for --vault-k8s-role")
 	f.StringVar(&cfg.KubernetesJWTFile, "vault-k8s-jwt-file", cfg.KubernetesJWTFile, "service account token for --vault-k8s-role")
-	f.StringVar(&cfg.Kube, "kube", "", "cluster for the blast radius in events (ESO stores → ExternalSecrets → Secrets → workloads): a kubeconfig path or in-cluster (default: off)")
+	f.BoolVar(&cfg.BlastRadius, "blast-radius", false, "events carry the Kubernetes blast radius (ESO stores → ExternalSecrets → Secrets → workloads) of the --kubeconfig cluster")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig path or in-cluster, for --blast-radius (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	f.Var(kubeShorthand{&cfg}, "kube", "--blast-radius with --kubeconfig=VALUE")
+	_ = f.MarkDeprecated("kube", "use --blast-radius and --kubeconfig (the webhook's flag)")
 	addDeliveryFlags(f, &cfg.Events)
 	return cmd
 }
@@ -76,3 +79,20 @@ func (m *fileMode) Set(s string) error {
 }
 
 func (m *fileMode) Type() string { return "mode" }
+
+// kubeShorthand is the deprecated --kube PATH|in-cluster: --blast-radius with --kubeconfig=PATH.
+type kubeShorthand struct{ cfg *auditguard.Config }
+
+func (k kubeShorthand) String() string {
+	if k.cfg == nil || !k.cfg.BlastRadius {
+		return ""
+	}
+	return k.cfg.Kubeconfig
+}
+
+func (k kubeShorthand) Set(s string) error {
+	k.cfg.BlastRadius, k.cfg.Kubeconfig = s != "", s
+	return nil
+}
+
+func (kubeShorthand) Type() string { return "string" }

@@ -58,6 +58,29 @@ func TestAuditguardCommand(t *testing.T) {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--max-connections", "0", "--queue-size", "0"},
 			wantErr: "--max-connections 0: must be at least 1\n--queue-size 0: must be positive",
 		},
+		// One way to name the cluster (issue 12 item 1): --kubeconfig as the webhook's, and
+		// --blast-radius to use it; the old --kube PATH|in-cluster still means both.
+		"blast radius off by default": {args: []string{"--listen", "tcp://127.0.0.1:9090"}, want: func(t *testing.T, c auditguard.Config) {
+			if c.BlastRadius || c.Kubeconfig != "" {
+				t.Errorf("blast radius %v, kubeconfig %q", c.BlastRadius, c.Kubeconfig)
+			}
+		}},
+		"blast radius with the webhook's kubeconfig flag": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--blast-radius", "--kubeconfig", "/etc/kube/config"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if !c.BlastRadius || c.Kubeconfig != "/etc/kube/config" {
+					t.Errorf("blast radius %v, kubeconfig %q", c.BlastRadius, c.Kubeconfig)
+				}
+			},
+		},
+		"deprecated --kube": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--kube", "in-cluster"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if !c.BlastRadius || c.Kubeconfig != "in-cluster" {
+					t.Errorf("blast radius %v, kubeconfig %q", c.BlastRadius, c.Kubeconfig)
+				}
+			},
+		},
 		"file device timings": {
 			args: []string{"--audit-file", "/vault/audit.log", "--audit-file-rotate-grace", "2m", "--audit-disable-wait", "10s"},
 			want: func(t *testing.T, c auditguard.Config) {
