@@ -329,23 +329,27 @@ func (g *Guard) Reconnected() {
 	}
 }
 
+// process handles one work item: a job the guard queued for itself, or an audit line.
 func (g *Guard) process(ctx context.Context, q work) {
 	switch q.kind {
 	case workCheckpoint:
 		g.saveCheckpoint(q.checkpoint)
-		return
 	case workReconcile:
 		g.reconcileQueued.Store(false)
 		g.reconcile(ctx)
-		return
 	case workDisableExpired:
 		g.auditDisableExpired(ctx, q.disableID)
 		g.checkAuditDevices(ctx)
-		return
 	case workRemountCheck:
 		g.remountCheck(ctx, q.remount)
-		return
+	default:
+		g.processLine(ctx, q)
 	}
+}
+
+// processLine decodes a relevant line and hands its entry to act, once per request ID, and only
+// from a namespace Vault lists.
+func (g *Guard) processLine(ctx context.Context, q work) {
 	e, err := DecodeEntry(q.line)
 	if err != nil {
 		g.metrics.DecodeErrors.Inc()
@@ -366,22 +370,28 @@ func (g *Guard) process(ctx context.Context, q work) {
 		g.metrics.Duplicates.Inc()
 		return
 	}
-	kind, name := Classify(e.Request.Path)
 	ns := e.Request.Namespace.NSPath()
 	if !g.knownNamespace(ctx, ns) {
 		g.metrics.LinesDropped.WithLabelValues("unknown_namespace").Inc()
 		g.log.V(1).Info("skipping an audit entry from a namespace Vault does not list")
 		return
 	}
+	g.act(ctx, ns, e, q.arrived)
+}
+
+// act does what a response entry calls for, by what its path is about. A denied or failed request
+// (Vault audits it with an error) changed nothing and triggers nothing, except the audit device
+// check.
+func (g *Guard) act(ctx context.Context, ns string, e *Entry, arrived time.Time) {
+	kind, name := Classify(e.Request.Path)
 	op := e.Request.Operation
 	failed := e.Error != ""
 	switch kind {
 	case KindPolicy:
 		switch {
 		case failed:
-			// A denied or failed write changed nothing; Vault audits it all the same.
 		case op == "delete":
-			g.onPolicyDeleted(ctx, ns, name, e, q.arrived)
+			g.onPolicyDeleted(ctx, ns, name, e, arrived)
 		case op == "create" || op == "update":
 			g.onPolicyWritten(ctx, ns, name, e)
 		}
