@@ -1,10 +1,8 @@
 package auditguard_test
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr/testr"
 
 	"github.com/credchain/credchain/auditguard"
 	"github.com/credchain/credchain/internal/testenv"
@@ -40,23 +36,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- auditguard.Run(ctx, cfg, client(t, v.Addr, v.RootToken), testr.New(t)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("auditguard.Run: %v", err)
-		}
-	}()
-	waitFor(t, "the guard to be ready", func() bool {
-		resp, err := http.Get("http://" + health + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	defer runGuard(t, cfg, client(t, v.Addr, v.RootToken))()
 	metric := func(series string) float64 {
 		t.Helper()
 		f, err := testenv.Metric(t.Context(), "http://"+metrics+"/metrics", series)

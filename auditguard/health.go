@@ -20,9 +20,11 @@ func (g *Guard) ServeReadyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	body := "ok\n"
-	if last := g.unparsableLast.Load(); last != 0 && g.opts.now().Sub(time.Unix(0, last)) < unparsableRecent {
-		body += fmt.Sprintf("warning: audit lines that are no JSON audit entry arrived %s ago (a device with format=jsonx, or a prefix containing '{\"'?): the guard cannot see what they record; see credchain_auditguard_lines_unparsable_total\n",
-			g.opts.now().Sub(time.Unix(0, last)).Round(time.Second))
+	if last := g.unparsableLast.Load(); last != 0 {
+		if ago := g.opts.now().Sub(time.Unix(0, last)); ago < unparsableRecent {
+			body += fmt.Sprintf("warning: audit lines that are no JSON audit entry arrived %s ago (a device with format=jsonx, or a prefix containing '{\"'?): the guard cannot see what they record; see credchain_auditguard_lines_unparsable_total\n",
+				ago.Round(time.Second))
+		}
 	}
 	_, _ = w.Write([]byte(body))
 }

@@ -141,27 +141,19 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	cfg.SetDefaults()
 	must(t, cfg.Validate())
 	cfg.Notifier = e.events
+	return runGuard(t, cfg, client(t, e.v.Addr, e.guardTok))
+}
+
+// runGuard runs auditguard.Run in-process with cfg (defaulted and validated; HealthAddr set) and
+// waits up to 60s for its /readyz. The returned stop ends it and reports Run's error; it also runs
+// at cleanup.
+func runGuard(t testing.TB, cfg auditguard.Config, c *vault.Client) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- auditguard.Run(ctx, cfg, client(t, e.v.Addr, e.guardTok), testr.NewWithInterface(t, testr.Options{}))
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + health + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guard not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	go func() { done <- auditguard.Run(ctx, cfg, c, testr.NewWithInterface(t, testr.Options{})) }()
 	var once sync.Once
-	stop := func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -170,7 +162,20 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + cfg.HealthAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return stop
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guard not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitEvents waits up to 30s for an event of type typ among those recorded after the first n, and

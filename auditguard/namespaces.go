@@ -3,8 +3,8 @@ package auditguard
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -43,8 +43,7 @@ func (v *Vault) ListNamespaces(ctx context.Context) ([]string, error) {
 				continue
 			}
 			for _, k := range stringList(s.Data["keys"]) {
-				child := strings.TrimSuffix(parent+"/"+strings.TrimSuffix(k, "/"), "/")
-				child = strings.TrimPrefix(child, "/")
+				child := path.Join(parent, k) // "team-a/" under "" is "team-a"; under it, "team-a/dev"
 				if len(out) >= maxNamespaces {
 					return out, fmt.Errorf("more than %d namespaces: guarding the first %d", maxNamespaces, maxNamespaces)
 				}

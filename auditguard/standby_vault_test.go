@@ -1,14 +1,10 @@
 package auditguard_test
 
 import (
-	"context"
-	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/credchain/credchain/auditguard"
@@ -37,24 +33,7 @@ func TestVaultStandbyGuardLeavesRestoresToTheActive(t *testing.T) {
 			HealthAddr: health, MetricsAddr: metrics, ReconcileInterval: 100 * time.Millisecond, VaultLocalNode: true}
 		cfg.SetDefaults()
 		must(t, cfg.Validate())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- auditguard.Run(ctx, cfg, client(t, node.Addr, node.RootToken), testr.New(t)) }()
-		var once sync.Once
-		stop = func() { once.Do(func() { cancel(); must(t, <-done) }) }
-		t.Cleanup(stop)
-		for deadline := time.Now().Add(60 * time.Second); ; {
-			if resp, err := http.Get("http://" + health + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return metrics, stop
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("guard not ready")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		return metrics, runGuard(t, cfg, client(t, node.Addr, node.RootToken))
 	}
 	// The active node's guard snapshots the policy, then is away while it is deleted.
 	activeDir := t.TempDir()
