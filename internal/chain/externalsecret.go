@@ -1,15 +1,11 @@
-package webhook
+package chain
 
 import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
-
-// ESOGroup is the API group External Secrets Operator serves ExternalSecrets in.
-const ESOGroup = "external-secrets.io"
 
 // ExternalSecret is the slice of ESO's ExternalSecret that the webhook decides on. It is a local type
 // on purpose: ESO's Go module pins older Kubernetes and controller-runtime releases, and the informer
@@ -33,10 +29,77 @@ type ExternalSecretSpec struct {
 	// ≥ 0.16): only a periodic ExternalSecret's refreshTime says how fresh its credential is.
 	RefreshPolicy  string               `json:"refreshPolicy,omitempty"`
 	Target         ExternalSecretTarget `json:"target,omitempty"`
-	SecretStoreRef struct {
-		Name string `json:"name,omitempty"`
+	SecretStoreRef StoreRef             `json:"secretStoreRef,omitempty"`
+	// Data and DataFrom are what ESO fetches from the provider: what `check` evaluates Vault's ACL
+	// against. The webhook's informer drops both (its decision never reads them), so its cache
+	// stays small.
+	Data     []ExternalSecretData     `json:"data,omitempty"`
+	DataFrom []ExternalSecretDataFrom `json:"dataFrom,omitempty"`
+}
+
+// StoreRef names a SecretStore or ClusterSecretStore; Kind defaults to SecretStore.
+type StoreRef struct {
+	Name string `json:"name,omitempty"`
+	Kind string `json:"kind,omitempty"`
+}
+
+// ExternalSecretData is one spec.data item: one key fetched into one Secret key.
+type ExternalSecretData struct {
+	SecretKey string    `json:"secretKey,omitempty"`
+	RemoteRef RemoteRef `json:"remoteRef"`
+	// SourceRef, when set, fetches this item from another store or from a generator.
+	SourceRef *SourceRef `json:"sourceRef,omitempty"`
+}
+
+// ExternalSecretDataFrom is one spec.dataFrom item: a whole secret (extract) or a search (find).
+type ExternalSecretDataFrom struct {
+	Extract   *RemoteRef `json:"extract,omitempty"`
+	Find      *Find      `json:"find,omitempty"`
+	SourceRef *SourceRef `json:"sourceRef,omitempty"`
+}
+
+// RemoteRef is ESO's ExternalSecretDataRemoteRef: the provider's key and how to read it.
+type RemoteRef struct {
+	Key string `json:"key"`
+	// Property is a field inside the secret; ESO reads the whole secret either way.
+	Property string `json:"property,omitempty"`
+	// Version selects a KV v2 version: ESO sends it as ?version=N.
+	Version string `json:"version,omitempty"`
+	// MetadataPolicy Fetch reads the KV v2 metadata endpoint instead of the data.
+	MetadataPolicy string `json:"metadataPolicy,omitempty"`
+}
+
+// Find is spec.dataFrom[].find: secrets found by name or tags under Path.
+type Find struct {
+	Path *string `json:"path,omitempty"`
+	Name *struct {
+		RegExp string `json:"regexp,omitempty"`
+	} `json:"name,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// SourceRef is a per-item store or generator override.
+type SourceRef struct {
+	StoreRef *StoreRef `json:"storeRef,omitempty"`
+	// GeneratorRef makes the item come from a generator, not a store.
+	GeneratorRef *struct {
 		Kind string `json:"kind,omitempty"`
-	} `json:"secretStoreRef,omitempty"`
+		Name string `json:"name,omitempty"`
+	} `json:"generatorRef,omitempty"`
+}
+
+// Store returns the store this item is read from: its own sourceRef's, else the ExternalSecret's;
+// nil for a generator.
+func (s *SourceRef) Store(def StoreRef) *StoreRef {
+	switch {
+	case s == nil:
+		return &def
+	case s.GeneratorRef != nil:
+		return nil
+	case s.StoreRef != nil && s.StoreRef.Name != "": // data[].sourceRef.storeRef is not a pointer in ESO
+		return s.StoreRef
+	}
+	return &def
 }
 
 // ExternalSecretTarget is spec.target: which Secret ESO writes, and how.
@@ -185,6 +248,8 @@ func (es *ExternalSecret) DeepCopy() *ExternalSecret {
 		m := *es.Spec.Target.Manifest
 		out.Spec.Target.Manifest = &m
 	}
+	out.Spec.Data = deepCopyData(es.Spec.Data)
+	out.Spec.DataFrom = deepCopyDataFrom(es.Spec.DataFrom)
 	es.Status.RefreshTime.DeepCopyInto(&out.Status.RefreshTime)
 	if es.Status.Conditions != nil {
 		out.Status.Conditions = make([]ExternalSecretCondition, len(es.Status.Conditions))
@@ -194,6 +259,14 @@ func (es *ExternalSecret) DeepCopy() *ExternalSecret {
 		}
 	}
 	return &out
+}
+
+// StoreKind is the kind of the store the ExternalSecret names: SecretStore unless set.
+func (es *ExternalSecret) StoreKind() string {
+	if es.Spec.SecretStoreRef.Kind == "" {
+		return KindSecretStore
+	}
+	return es.Spec.SecretStoreRef.Kind
 }
 
 // ExternalSecretList is a list of ExternalSecrets.
@@ -217,17 +290,4 @@ func (l *ExternalSecretList) DeepCopyObject() runtime.Object {
 		}
 	}
 	return out
-}
-
-// ESOVersions are the ExternalSecret API versions credchain understands, most preferred first.
-// ESO ≥ 0.17 serves only v1; 0.10–0.16 serve both.
-var ESOVersions = []string{"v1", "v1beta1"}
-
-// AddToScheme registers ExternalSecret under group/version. Only one version may be registered per
-// scheme: the informer cache maps a Go type to exactly one GVK.
-func AddToScheme(s *runtime.Scheme, version string) {
-	gv := schema.GroupVersion{Group: ESOGroup, Version: version}
-	s.AddKnownTypeWithName(gv.WithKind("ExternalSecret"), &ExternalSecret{})
-	s.AddKnownTypeWithName(gv.WithKind("ExternalSecretList"), &ExternalSecretList{})
-	metav1.AddToGroupVersion(s, gv)
 }
