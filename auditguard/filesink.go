@@ -108,92 +108,25 @@ func (s *FileSink) Run(ctx context.Context) error {
 		_, err := s.Guard.readLines(os.Stdin)
 		return err
 	}
-	poll, unwatched := s.Poll, s.PollUnwatched
-	if poll == 0 {
-		poll = time.Second
-	}
-	if unwatched == 0 {
-		unwatched = 100 * time.Millisecond
-	}
-	grace := s.RotateGrace
-	if grace == 0 {
-		grace = 30 * time.Second
-	}
+	poll, unwatched, grace := s.intervals()
 	watch, err := newDirWatch(s.Path)
 	if err != nil {
 		s.Log.Error(err, "cannot use inotify; polling the audit file instead", "poll", unwatched.String())
 	}
 	defer watch.close()
 	watched := false
-	// cur is the file the path names; old the rotated-away one, read until oldUntil.
-	var cur, old *tailedFile
-	var oldUntil time.Time
-	defer func() { cur.close(); old.close() }()
+	t := &tailState{grace: grace}
+	defer t.close()
 	for first := true; ; first = false {
 		// Watch before reading: a write between the read and the watch would wait for a poll.
-		if w, err := watch.ensure(); w != watched || first && err != nil {
-			if w {
-				s.Log.Info("watching the audit file's directory", "path", s.Path)
-			} else {
-				s.Log.Error(err, "cannot watch the audit file's directory; polling it instead", "path", s.Path, "poll", unwatched.String())
-			}
-			watched = w
-		}
+		watched = s.ensureWatch(watch, watched, first, unwatched)
 		watch.coalesce() // what they announced is read below
-		if cur == nil {
-			nf, err := s.open(first)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("opening audit file: %w", err)
-			}
-			cur = nf
+		again, err := s.readPass(t, first)
+		if err != nil {
+			return err
 		}
-		if old != nil {
-			// Not checkpointed: the saved offset belongs to the file the path names now.
-			if err := s.drain(old); err != nil {
-				return err
-			}
-			if time.Now().After(oldUntil) {
-				old.close()
-				old = nil
-			}
-		}
-		if cur != nil {
-			// Before reading on: a file truncated and grown again must be read from its start.
-			if again, err := cur.rewritten(); err != nil {
-				return err
-			} else if again {
-				s.Log.Info("audit file truncated", "path", s.Path)
-				cur.offset, cur.head = 0, nil
-			}
-			if err := s.drain(cur); err != nil {
-				return err
-			}
-			s.checkpoint(cur)
-			if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != cur.inode {
-				// Rotation: the path names another file. Read the old one once more — lines
-				// written between the drain above and the Stat would be lost otherwise — and
-				// keep reading it for the grace period.
-				s.Log.Info("audit file rotated", "path", s.Path)
-				if err := s.drain(cur); err != nil {
-					return err
-				}
-				if old != nil { // rotated twice within the grace period: finish the oldest first
-					if err := s.drain(old); err != nil {
-						return err
-					}
-					old.close()
-				}
-				old, oldUntil = cur, time.Now().Add(grace)
-				nf, err := s.open(false)
-				if err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("reopening rotated audit file: %w", err)
-				}
-				cur = nf // nil when the new file went away again: opened on the next poll
-				if cur != nil {
-					cur.offset = 0 // the saved offset was the old file's
-					continue
-				}
-			}
+		if again {
+			continue
 		}
 		wait := poll
 		if !watched {
@@ -203,6 +136,127 @@ func (s *FileSink) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// intervals are Poll, PollUnwatched and RotateGrace with their defaults.
+func (s *FileSink) intervals() (poll, unwatched, grace time.Duration) {
+	poll, unwatched, grace = s.Poll, s.PollUnwatched, s.RotateGrace
+	if poll == 0 {
+		poll = time.Second
+	}
+	if unwatched == 0 {
+		unwatched = 100 * time.Millisecond
+	}
+	if grace == 0 {
+		grace = 30 * time.Second
+	}
+	return poll, unwatched, grace
+}
+
+// ensureWatch (re)establishes the watch of the file's directory and reports whether it is
+// watched, logging each change between watched and polled (and, at the first pass, why it is
+// not watched).
+func (s *FileSink) ensureWatch(watch *dirWatch, watched, first bool, unwatched time.Duration) bool {
+	w, err := watch.ensure()
+	if w != watched || first && err != nil {
+		if w {
+			s.Log.Info("watching the audit file's directory", "path", s.Path)
+		} else {
+			s.Log.Error(err, "cannot watch the audit file's directory; polling it instead", "path", s.Path, "poll", unwatched.String())
+		}
+	}
+	return w
+}
+
+// tailState is the files Run reads, from one pass to the next. Owned by Run's goroutine.
+type tailState struct {
+	// cur is the file the path names; old the rotated-away one, read until oldUntil.
+	cur, old *tailedFile
+	oldUntil time.Time
+	// grace is how long old is read after a rotation (FileSink.RotateGrace).
+	grace time.Duration
+}
+
+func (t *tailState) close() {
+	t.cur.close()
+	t.old.close()
+}
+
+// readPass is one pass of Run: it opens the path when no file is open (at the first pass, first,
+// resuming or starting at the end), reads the rotated-away file and then the current one. It
+// reports whether to pass again at once, without waiting: a rotation opened the new file.
+func (s *FileSink) readPass(t *tailState, first bool) (again bool, err error) {
+	if t.cur == nil {
+		nf, err := s.open(first)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("opening audit file: %w", err)
+		}
+		t.cur = nf
+	}
+	if t.old != nil {
+		// Not checkpointed: the saved offset belongs to the file the path names now.
+		if err := s.drain(t.old); err != nil {
+			return false, err
+		}
+		if time.Now().After(t.oldUntil) {
+			t.old.close()
+			t.old = nil
+		}
+	}
+	if t.cur == nil {
+		return false, nil
+	}
+	return s.readCurrent(t)
+}
+
+// readCurrent reads the file the path named when it was opened, from its start when it was
+// truncated, checkpoints, and follows a rotation (see rotate). It reports whether a rotation
+// opened the new file.
+func (s *FileSink) readCurrent(t *tailState) (bool, error) {
+	cur := t.cur
+	// Before reading on: a file truncated and grown again must be read from its start.
+	if again, err := cur.rewritten(); err != nil {
+		return false, err
+	} else if again {
+		s.Log.Info("audit file truncated", "path", s.Path)
+		cur.offset, cur.head = 0, nil
+	}
+	if err := s.drain(cur); err != nil {
+		return false, err
+	}
+	s.checkpoint(cur)
+	if fi, err := os.Stat(s.Path); err == nil && inodeOf(fi) != cur.inode {
+		return s.rotate(t)
+	}
+	return false, nil
+}
+
+// rotate handles a rotation: the path names another file than t.cur. The old one is read once
+// more — lines written between the last drain and the Stat that saw the rotation would be lost
+// otherwise — and kept for the grace period; the new one is opened and read from its start. It
+// reports whether the new file is open (nil when it went away again: opened on the next pass).
+func (s *FileSink) rotate(t *tailState) (opened bool, err error) {
+	s.Log.Info("audit file rotated", "path", s.Path)
+	if err := s.drain(t.cur); err != nil {
+		return false, err
+	}
+	if t.old != nil { // rotated twice within the grace period: finish the oldest first
+		if err := s.drain(t.old); err != nil {
+			return false, err
+		}
+		t.old.close()
+	}
+	t.old, t.oldUntil = t.cur, time.Now().Add(t.grace)
+	nf, err := s.open(false)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("reopening rotated audit file: %w", err)
+	}
+	t.cur = nf
+	if t.cur == nil {
+		return false, nil
+	}
+	t.cur.offset = 0 // the saved offset was the old file's
+	return true, nil
 }
 
 // wait blocks until the watch reports a change that concerns the file, or d passed. It reports
