@@ -34,6 +34,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/events"
 )
 
@@ -49,11 +50,11 @@ func benchCluster(b *testing.B, n int) *IndexLookup {
 		ns := fmt.Sprintf("team-%d", i%25)
 		e := &ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("es-%d", i), CreationTimestamp: created}}
 		e.Spec.Target.Name = fmt.Sprintf("regcred-%d", i)
-		e.Spec.Target.Template = &ExternalSecretTemplate{Type: SecretTypeDockerConfigJSON}
+		e.Spec.Target.Template = &chain.ExternalSecretTemplate{Type: chain.SecretTypeDockerConfigJSON}
 		e.Status.Binding.Name = e.Spec.Target.Name
 		e.Spec.RefreshInterval = &metav1.Duration{Duration: time.Hour}
 		e.Status.RefreshTime = metav1.Now()
-		e.Status.Conditions = []ExternalSecretCondition{{Type: "Ready", Status: "True", Reason: "SecretSynced", LastTransitionTime: created}}
+		e.Status.Conditions = []chain.ExternalSecretCondition{{Type: "Ready", Status: "True", Reason: "SecretSynced", LastTransitionTime: created}}
 		if err := es.Add(e); err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/credchain/credchain/internal/chain"
 )
 
 // Enforcement is a namespace's enforcement mode, from the label credchain.io/enforcement.
@@ -250,7 +252,7 @@ func conflict(writers []*ExternalSecret) string {
 		switch {
 		case es.Owns():
 			owners = append(owners, names[i])
-		case es.Spec.Target.CreationPolicy == CreationOrphan:
+		case es.Spec.Target.CreationPolicy == chain.CreationOrphan:
 			orphans = append(orphans, names[i])
 		}
 	}
@@ -361,7 +363,7 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 			"%s: %ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True (%s) but has never written a Secret (status.binding is empty: the provider returned no data); pods may fail to pull: kubectl describe externalsecret %s -n %s",
 			r.path(), r.via(), secret, ns, es.Name, ready.Reason, es.Name, ns))
 	default:
-		if t := es.SecretType(); t != "" && t != SecretTypeDockerConfigJSON && t != SecretTypeDockercfg {
+		if t := es.SecretType(); t != "" && t != chain.SecretTypeDockerConfigJSON && t != chain.SecretTypeDockercfg {
 			d.notPullable(dec, ns, secret, es, t, r)
 			return
 		}
@@ -384,7 +386,7 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 // notPullable reports a Secret the kubelet will not read as registry credentials.
 func (d *Decider) notPullable(dec *Decision, ns, secret string, es *ExternalSecret, typ string, r ref) {
 	msg := fmt.Sprintf("%ssecret %q comes from ExternalSecret %s/%s, which writes a Secret of type %s; the kubelet only pulls with %s or %s Secrets: set spec.target.template.type: %s",
-		r.via(), secret, ns, es.Name, typ, SecretTypeDockerConfigJSON, SecretTypeDockercfg, SecretTypeDockerConfigJSON)
+		r.via(), secret, ns, es.Name, typ, chain.SecretTypeDockerConfigJSON, chain.SecretTypeDockercfg, chain.SecretTypeDockerConfigJSON)
 	if d.Policy.NonDockerSecrets == UnmanagedDeny {
 		dec.deny(ReasonNotPullable, field.Forbidden(r.path(), msg))
 		return

@@ -7,6 +7,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/credchain/credchain/internal/chain"
 )
 
 // fakeLookup is a map-backed Lookup for unit tests; the IndexLookup over real informers is covered
@@ -33,22 +35,22 @@ func (f *fakeLookup) LatestWarning(ns, es string) (string, string, bool) {
 
 var testNow = time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)
 
-func newES(name, target string, created time.Time, ready *ExternalSecretCondition) *ExternalSecret {
+func newES(name, target string, created time.Time, ready *chain.ExternalSecretCondition) *ExternalSecret {
 	es := &ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: name, CreationTimestamp: metav1.NewTime(created)}}
 	es.Spec.Target.Name = target
 	es.Spec.SecretStoreRef.Name = "vault"
-	es.Spec.Target.Template = &ExternalSecretTemplate{Type: SecretTypeDockerConfigJSON}
+	es.Spec.Target.Template = &chain.ExternalSecretTemplate{Type: chain.SecretTypeDockerConfigJSON}
 	es.Spec.RefreshInterval = &metav1.Duration{Duration: time.Hour}
 	if ready != nil {
-		es.Status.Conditions = []ExternalSecretCondition{*ready}
+		es.Status.Conditions = []chain.ExternalSecretCondition{*ready}
 		es.Status.RefreshTime = metav1.NewTime(testNow.Add(-10 * time.Minute))
 		es.Status.Binding.Name = es.TargetName() // ESO binds the Secret it wrote
 	}
 	return es
 }
 
-func readyCond(status, reason, msg string) *ExternalSecretCondition {
-	return &ExternalSecretCondition{Type: "Ready", Status: status, Reason: reason, Message: msg,
+func readyCond(status, reason, msg string) *chain.ExternalSecretCondition {
+	return &chain.ExternalSecretCondition{Type: "Ready", Status: status, Reason: reason, Message: msg,
 		LastTransitionTime: metav1.NewTime(time.Date(2026, 11, 27, 10, 2, 11, 0, time.UTC))}
 }
 
@@ -65,18 +67,18 @@ func TestDecide(t *testing.T) {
 	other := newES("legacy-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
 	deleted := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretDeleted", "secret deleted due to DeletionPolicy"))
 	missing := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretMissing", "secret will not be created due to CreationPolicy=Merge"))
-	missing.Spec.Target.CreationPolicy = CreationMerge
+	missing.Spec.Target.CreationPolicy = chain.CreationMerge
 	none := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
-	none.Spec.Target.CreationPolicy = CreationNone
+	none.Spec.Target.CreationPolicy = chain.CreationNone
 	terminating := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
 	terminating.DeletionTimestamp = ptr.To(metav1.NewTime(testNow.Add(-time.Minute)))
 	orphan := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
-	orphan.Spec.Target.CreationPolicy = CreationOrphan
+	orphan.Spec.Target.CreationPolicy = chain.CreationOrphan
 	orphan2 := newES("legacy-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
-	orphan2.Spec.Target.CreationPolicy = CreationOrphan
+	orphan2.Spec.Target.CreationPolicy = chain.CreationOrphan
 	docker := func(es *ExternalSecret, typ string) *ExternalSecret {
 		c := es.DeepCopy()
-		c.Spec.Target.Template = &ExternalSecretTemplate{Type: typ}
+		c.Spec.Target.Template = &chain.ExternalSecretTemplate{Type: typ}
 		return c
 	}
 	// Never synced: Ready=False from the store's validation, no refresh time, no binding.
@@ -93,11 +95,11 @@ func TestDecide(t *testing.T) {
 	neverWritten := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", "secret synced"))
 	neverWritten.Status.Binding.Name = ""
 	toConfigMap := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
-	toConfigMap.Spec.Target.Manifest = &ExternalSecretManifest{APIVersion: "v1", Kind: "ConfigMap"}
+	toConfigMap.Spec.Target.Manifest = &chain.ExternalSecretManifest{APIVersion: "v1", Kind: "ConfigMap"}
 	merged := newES("extra-keys", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
-	merged.Spec.Target.CreationPolicy = CreationMerge
+	merged.Spec.Target.CreationPolicy = chain.CreationMerge
 	mergeFailing := newES("extra-keys", "regcred-order-service", day, readyCond("False", "SecretSyncedError", "could not get secret data from provider"))
-	mergeFailing.Spec.Target.CreationPolicy = CreationMerge
+	mergeFailing.Spec.Target.CreationPolicy = chain.CreationMerge
 	createdOnce := newES("order-service-regcred", "regcred-order-service", day, readyCond("True", "SecretSynced", ""))
 	createdOnce.Spec.RefreshPolicy = "CreatedOnce"
 	createdOnce.Status.RefreshTime = metav1.NewTime(testNow.Add(-72 * time.Hour))
@@ -288,7 +290,7 @@ func TestDecide(t *testing.T) {
 			denials: []string{`spec.template.spec.imagePullSecrets[0]: Forbidden: secret "regcred-order-service" comes from ExternalSecret prod/order-service-regcred, which writes a Secret of type Opaque; the kubelet only pulls with kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg Secrets: set spec.target.template.type: kubernetes.io/dockerconfigjson`},
 		},
 		"a dockercfg template is a pull secret": {
-			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {docker(synced, SecretTypeDockercfg)}},
+			es:     map[string][]*ExternalSecret{"prod/regcred-order-service": {docker(synced, chain.SecretTypeDockercfg)}},
 			refs:   PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"regcred-order-service"}, ServiceAccountName: "default"},
 			reason: ReasonSynced,
 		},

@@ -7,6 +7,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+
+	"github.com/credchain/credchain/internal/chain"
 )
 
 // DiscoverESOVersion returns the most preferred ExternalSecret API version the server serves. Only
@@ -19,8 +21,8 @@ func DiscoverESOVersion(cfg *rest.Config) (string, error) {
 		return "", fmt.Errorf("discovering the ExternalSecret API: %w", err)
 	}
 	var errs []error
-	for _, v := range ESOVersions {
-		gv := ESOGroup + "/" + v
+	for _, v := range chain.ESOVersions {
+		gv := chain.ESOGroup + "/" + v
 		list, err := dc.ServerResourcesForGroupVersion(gv)
 		if apierrors.IsNotFound(err) {
 			continue

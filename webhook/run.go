@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credchain/credchain/certs"
+	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/events"
 	promx "github.com/credchain/credchain/internal/metrics"
 )
@@ -86,7 +87,7 @@ func newScheme(cfg Config, restCfg *rest.Config) (string, *runtime.Scheme, error
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return "", nil, fmt.Errorf("internal error: building scheme: %w", err)
 	}
-	AddToScheme(scheme, version)
+	chain.AddToScheme(scheme, version)
 	return version, scheme, nil
 }
 
