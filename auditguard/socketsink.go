@@ -180,21 +180,13 @@ const connRefusedLogEvery = time.Minute
 // Run accepts connections until ctx ends.
 func (s *SocketSink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	conns := map[net.Conn]bool{}
-	var mu sync.Mutex
-	closed := false // set once conns have been closed: a connection accepted after that is refused
+	cs := &socketConns{conns: map[net.Conn]bool{}}
 	go func() {
 		<-ctx.Done()
 		s.Listener.Close()
-		mu.Lock()
-		closed = true
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		cs.closeAll()
 	}()
 	defer wg.Wait()
-	var refusedLogged time.Time
 	for {
 		c, err := s.Listener.Accept()
 		if err != nil {
@@ -208,44 +200,78 @@ func (s *SocketSink) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("accepting audit connections: %w", err)
 		}
-		mu.Lock()
-		if closed {
-			// Accepted just before the listener closed: nobody would close it, and Run would
-			// wait for Vault to hang up.
-			mu.Unlock()
-			c.Close()
+		if !s.admit(cs, c) {
 			continue
 		}
-		ok, limit := s.Guard.openConnection()
-		if !ok {
-			mu.Unlock()
-			// Closed at once, not held: a Vault node gets a write error and retries later; a
-			// flood costs a counter increment per connection.
-			c.Close()
-			if time.Since(refusedLogged) >= connRefusedLogEvery {
-				refusedLogged = time.Now()
-				s.Log.Info("audit connection refused: too many open", "remote", c.RemoteAddr().String(),
-					"maxConnections", limit, "metric", "credchain_auditguard_connections_refused_total")
-			}
-			continue
-		}
-		conns[c] = true
-		mu.Unlock()
 		s.Log.Info("audit connection opened", "remote", c.RemoteAddr().String())
-		wg.Go(func() {
-			defer func() {
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-				s.Guard.closeConnection()
-			}()
-			n, err := s.Guard.readLines(c)
-			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				s.Log.Error(err, "audit connection failed", "remote", c.RemoteAddr().String(), "bytes", n)
-				return
-			}
-			s.Log.Info("audit connection closed", "remote", c.RemoteAddr().String(), "bytes", n)
-		})
+		wg.Go(func() { s.serve(ctx, cs, c) })
 	}
+}
+
+// socketConns is the connections of one SocketSink.Run.
+type socketConns struct {
+	// mu guards conns and closed: the accept loop adds, each connection's goroutine removes, and
+	// the goroutine that waits for the context's end closes them all.
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool // set once conns have been closed: a connection accepted after that is refused
+	// refusedLogged is when a refused connection was last logged. Owned by the accept loop.
+	refusedLogged time.Time
+}
+
+// closeAll closes every connection, and makes admit refuse those accepted after.
+func (cs *socketConns) closeAll() {
+	cs.mu.Lock()
+	cs.closed = true
+	for c := range cs.conns {
+		c.Close()
+	}
+	cs.mu.Unlock()
+}
+
+// admit adds c to cs and reports true, or closes it: when cs was closed already, or the guard's
+// MaxConnections are open.
+func (s *SocketSink) admit(cs *socketConns, c net.Conn) bool {
+	cs.mu.Lock()
+	if cs.closed {
+		// Accepted just before the listener closed: nobody would close it, and Run would
+		// wait for Vault to hang up.
+		cs.mu.Unlock()
+		c.Close()
+		return false
+	}
+	ok, limit := s.Guard.openConnection()
+	if !ok {
+		cs.mu.Unlock()
+		// Closed at once, not held: a Vault node gets a write error and retries later; a
+		// flood costs a counter increment per connection.
+		c.Close()
+		if time.Since(cs.refusedLogged) >= connRefusedLogEvery {
+			cs.refusedLogged = time.Now()
+			s.Log.Info("audit connection refused: too many open", "remote", c.RemoteAddr().String(),
+				"maxConnections", limit, "metric", "credchain_auditguard_connections_refused_total")
+		}
+		return false
+	}
+	cs.conns[c] = true
+	cs.mu.Unlock()
+	return true
+}
+
+// serve feeds c's lines to the guard until it closes, then removes it from cs and gives its
+// place back to the guard's MaxConnections.
+func (s *SocketSink) serve(ctx context.Context, cs *socketConns, c net.Conn) {
+	defer func() {
+		cs.mu.Lock()
+		delete(cs.conns, c)
+		cs.mu.Unlock()
+		c.Close()
+		s.Guard.closeConnection()
+	}()
+	n, err := s.Guard.readLines(c)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+		s.Log.Error(err, "audit connection failed", "remote", c.RemoteAddr().String(), "bytes", n)
+		return
+	}
+	s.Log.Info("audit connection closed", "remote", c.RemoteAddr().String(), "bytes", n)
 }
