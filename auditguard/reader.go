@@ -63,84 +63,111 @@ type lineReader struct {
 // on its socket write, and never holding more than the budget across every connection and file.
 func (lr lineReader) read(r io.Reader) (int64, error) {
 	br := bufio.NewReaderSize(r, readBufferSize)
-	var consumed int64
-	var long []byte
-	skipping, notJSON, overBudget := false, false, false
-	// grow makes room for n more bytes in long, paid for from the budget; false when it cannot pay.
-	grow := func(n int) bool {
-		need := len(long) + n
-		if need <= cap(long) {
-			return true
-		}
-		size := min(max(need, 2*cap(long), minLongBuffer), lr.maxLine)
-		if !lr.budget.tryAcquire(int64(size - cap(long))) {
-			return false
-		}
-		grown := make([]byte, len(long), size)
-		copy(grown, long)
-		long = grown
-		return true
-	}
-	// done ends a long line: its buffer goes back to the budget (and, dropped, to the GC, rather
-	// than pinning a multi-MB allocation after one huge LIST response); nil marks "not inside a
-	// long line".
-	done := func() {
-		lr.budget.release(int64(cap(long)))
-		long, skipping, notJSON, overBudget = nil, false, false, false
-	}
-	defer done()
+	s := &lineScan{lr: lr}
+	defer s.done()
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			n := int64(len(chunk))
-			line := chunk[:len(chunk)-1]
-			if long != nil || skipping {
-				consumed += int64(len(long)) + n
-				switch {
-				case !skipping && len(long)+len(line) <= lr.maxLine && grow(len(line)):
-					long = append(long, line...)
-					lr.line(long)
-				case overBudget || (!skipping && len(long)+len(line) <= lr.maxLine):
-					if lr.overBudget != nil {
-						lr.overBudget()
-					}
-				case !notJSON && lr.tooLong != nil:
-					lr.tooLong()
-				}
-				done()
-				continue
-			}
-			consumed += n
-			lr.line(line)
+			s.complete(chunk)
 		case errors.Is(err, bufio.ErrBufferFull):
-			if skipping {
-				consumed += int64(len(chunk))
-				continue
-			}
-			if long == nil && lr.notEntry != nil && !bytes.Contains(chunk[:min(len(chunk), entryStartWithin)], objectStart) {
-				consumed += int64(len(chunk))
-				skipping, notJSON = true, true
-				lr.notEntry()
-				continue
-			}
-			if len(long)+len(chunk) > lr.maxLine {
-				consumed += int64(len(long)) + int64(len(chunk))
-				lr.budget.release(int64(cap(long)))
-				long, skipping = nil, true
-				continue
-			}
-			if !grow(len(chunk)) {
-				consumed += int64(len(long)) + int64(len(chunk))
-				lr.budget.release(int64(cap(long)))
-				long, skipping, overBudget = nil, true, true
-				continue
-			}
-			long = append(long, chunk...)
+			s.partial(chunk)
 		case errors.Is(err, io.EOF):
-			return consumed, nil
+			return s.consumed, nil
 		default:
-			return consumed, err
+			return s.consumed, err
 		}
 	}
+}
+
+// lineScan is one read's progress. Owned by the goroutine calling read.
+type lineScan struct {
+	lr lineReader
+	// consumed counts the bytes of every line delivered or skipped so far.
+	consumed int64
+	// long buffers a line longer than the read buffer, paid for from lr.budget; nil marks "not
+	// inside a long line".
+	long []byte
+	// skipping: the rest of the current line is dropped; notJSON: because it holds no JSON object
+	// start (notEntry was told); overBudget: because the budget could not pay for its buffer.
+	skipping, notJSON, overBudget bool
+}
+
+// grow makes room for n more bytes in long, paid for from the budget; false when it cannot pay.
+func (s *lineScan) grow(n int) bool {
+	need := len(s.long) + n
+	if need <= cap(s.long) {
+		return true
+	}
+	size := min(max(need, 2*cap(s.long), minLongBuffer), s.lr.maxLine)
+	if !s.lr.budget.tryAcquire(int64(size - cap(s.long))) {
+		return false
+	}
+	grown := make([]byte, len(s.long), size)
+	copy(grown, s.long)
+	s.long = grown
+	return true
+}
+
+// done ends a long line: its buffer goes back to the budget (and, dropped, to the GC, rather
+// than pinning a multi-MB allocation after one huge LIST response).
+func (s *lineScan) done() {
+	s.lr.budget.release(int64(cap(s.long)))
+	s.long, s.skipping, s.notJSON, s.overBudget = nil, false, false, false
+}
+
+// complete handles a chunk that ends with a newline: a whole line delivered from the read
+// buffer, or the end of a long line, delivered from long or reported as skipped.
+func (s *lineScan) complete(chunk []byte) {
+	n := int64(len(chunk))
+	line := chunk[:len(chunk)-1]
+	if s.long == nil && !s.skipping {
+		s.consumed += n
+		s.lr.line(line)
+		return
+	}
+	lr := s.lr
+	s.consumed += int64(len(s.long)) + n
+	switch {
+	case !s.skipping && len(s.long)+len(line) <= lr.maxLine && s.grow(len(line)):
+		s.long = append(s.long, line...)
+		lr.line(s.long)
+	case s.overBudget || (!s.skipping && len(s.long)+len(line) <= lr.maxLine):
+		if lr.overBudget != nil {
+			lr.overBudget()
+		}
+	case !s.notJSON && lr.tooLong != nil:
+		lr.tooLong()
+	}
+	s.done()
+}
+
+// partial handles a chunk that fills the read buffer without a newline: part of a long line,
+// buffered in long, or skipped from here to its end (no JSON object start, over maxLine, over
+// budget).
+func (s *lineScan) partial(chunk []byte) {
+	lr := s.lr
+	if s.skipping {
+		s.consumed += int64(len(chunk))
+		return
+	}
+	if s.long == nil && lr.notEntry != nil && !bytes.Contains(chunk[:min(len(chunk), entryStartWithin)], objectStart) {
+		s.consumed += int64(len(chunk))
+		s.skipping, s.notJSON = true, true
+		lr.notEntry()
+		return
+	}
+	if len(s.long)+len(chunk) > lr.maxLine {
+		s.consumed += int64(len(s.long)) + int64(len(chunk))
+		lr.budget.release(int64(cap(s.long)))
+		s.long, s.skipping = nil, true
+		return
+	}
+	if !s.grow(len(chunk)) {
+		s.consumed += int64(len(s.long)) + int64(len(chunk))
+		lr.budget.release(int64(cap(s.long)))
+		s.long, s.skipping, s.overBudget = nil, true, true
+		return
+	}
+	s.long = append(s.long, chunk...)
 }
