@@ -155,8 +155,21 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// Validate reports every invalid field, joined.
+// Validate reports every invalid field, joined: the audit sources, the guard's bounds and timings,
+// Vault's login, then the delivery of events, in that order.
 func (c *Config) Validate() error {
+	errs := c.validateSources()
+	errs = append(errs, c.validateProcessing()...)
+	errs = append(errs, c.validateVault()...)
+	if err := c.Events.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validateSources checks the audit sources: that there is one, the --listen values, who may
+// connect to their unix sockets, and MaxConnections.
+func (c *Config) validateSources() []error {
 	var errs []error
 	if len(c.Listen) == 0 && len(c.AuditFiles) == 0 {
 		errs = append(errs, errors.New("no audit source: give --listen and/or --audit-file"))
@@ -188,6 +201,13 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections %d: must be at least 1", c.MaxConnections))
 	}
+	return errs
+}
+
+// validateProcessing checks what bounds the guard's memory and disk (buffers, queue, state
+// directory, line length) and its timings (intervals, waits, flap detection).
+func (c *Config) validateProcessing() []error {
+	var errs []error
 	if c.LineBufferBytes < int64(c.MaxLine) {
 		errs = append(errs, fmt.Errorf("--line-buffer-bytes %d: must be at least --max-line (%d), or no line that long could be read", c.LineBufferBytes, c.MaxLine))
 	}
@@ -221,11 +241,14 @@ func (c *Config) Validate() error {
 	if c.FlapWindow <= 0 {
 		errs = append(errs, fmt.Errorf("--flap-window %s: must be positive", c.FlapWindow))
 	}
+	return errs
+}
+
+// validateVault checks how the guard logs in to Vault: a token file or a Kubernetes auth role,
+// not both.
+func (c *Config) validateVault() []error {
 	if c.VaultTokenFile != "" && c.KubernetesRole != "" {
-		errs = append(errs, errors.New("--vault-token-file and --vault-k8s-role: give one"))
+		return []error{errors.New("--vault-token-file and --vault-k8s-role: give one")}
 	}
-	if err := c.Events.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return nil
 }
