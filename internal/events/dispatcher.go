@@ -64,6 +64,9 @@ type worker struct {
 	// splitThrough: pending events with keys up to it are sent one at a time, because a merged
 	// batch holding them was rejected. Owned by Dispatcher.run.
 	splitThrough uint64
+	// backoff is the wait after the next failed delivery: minBackoff after progress, doubled by
+	// each failure up to maxBackoff. Owned by Dispatcher.run.
+	backoff time.Duration
 }
 
 type dispatcherMetrics struct {
@@ -214,99 +217,141 @@ const (
 // sendTimeout bounds one delivery attempt.
 const sendTimeout = 30 * time.Second
 
+// run is the worker's goroutine: it delivers the outbox's head (deliverHead), then goes on at once
+// after progress, waits the backoff after a failure (doubled each time up to maxBackoff, at least
+// the server's Retry-After), and sleeps until Notify wakes it when idle.
 func (d *Dispatcher) run(ctx context.Context, w *worker) {
-	name := w.sink.Name()
-	backoff := d.minBackoff
 	bs, isBatch := w.sink.(BatchSink)
 	limit := MaxPeek
 	if isBatch {
 		limit = bs.MaxBatch()
 	}
+	w.backoff = d.minBackoff
 	for ctx.Err() == nil {
-		batch, err := w.outbox.Peek(limit)
-		failed, progressed := false, false
-		var retryAfter time.Duration
-		if err != nil {
-			d.log.Error(err, "reading outbox", "sink", name)
-			failed = true
+		res, ok := d.deliverHead(ctx, w, limit, isBatch)
+		if !ok {
+			return
 		}
-		w.forgetBefore(batch)
-		for len(batch) > 0 {
-			if batch[0].Err != nil {
-				d.deadLetter(w, batch[0], DeadCorrupt, batch[0].Err)
-				batch, progressed = batch[1:], true
-				continue
-			}
-			g := w.group(batch, isBatch)
-			n, err := d.send(ctx, w, g)
-			for _, p := range g[:n] {
-				if err := w.outbox.Remove(p.Key); err != nil {
-					d.log.Error(err, "removing delivered event from outbox", "sink", name)
-				}
-				delete(w.attempts, p.Key)
-				d.metrics.delivered.WithLabelValues(name).Inc()
-			}
-			if n > 0 {
-				d.gauges(w)
-				backoff, progressed = d.minBackoff, true
-				batch = batch[n:]
-			}
-			if err == nil {
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			d.metrics.retries.WithLabelValues(name).Inc()
-			rest := g[n:]
-			if errors.Is(err, ErrRejected) {
-				if len(rest) > 1 {
-					// One of them is refused, the merge refused with it: find it alone.
-					w.splitThrough = rest[len(rest)-1].Key
-					d.log.V(1).Info("merged events rejected; sending them one at a time", "sink", name, "events", len(rest), "error", err.Error())
-					continue
-				}
-				d.deadLetter(w, rest[0], DeadRejected, err)
-				batch, progressed = batch[1:], true
-				continue
-			}
-			var ra *RetryAfterError
-			if errors.As(err, &ra) {
-				retryAfter = ra.After
-			}
-			if d.expire(w, rest, batch, err) {
-				progressed = true // what stood in the way is gone: try the rest now
-				break
-			}
-			d.log.V(1).Info("event delivery failed; will retry", "sink", name, "events", len(rest), "error", err.Error(), "backoff", backoff.String())
-			failed = true
-			break
-		}
-		wait := backoff
+		wait := w.backoff
 		switch {
-		case failed:
-			wait = max(wait, retryAfter) // honour the server's Retry-After
-			backoff = min(backoff*2, d.maxBackoff)
-		case progressed:
+		case res.failed:
+			wait = max(wait, res.retryAfter) // honour the server's Retry-After
+			w.backoff = min(w.backoff*2, d.maxBackoff)
+		case res.progressed:
 			continue // drain before sleeping
 		default:
 			wait = time.Hour // idle: woken by Notify
 		}
-		select {
-		case <-ctx.Done():
+		if !d.sleep(ctx, w, wait, res.failed) {
 			return
-		case <-w.wake:
-			if failed {
-				// New events don't make a failing sink healthy: keep the backoff.
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
-		case <-time.After(wait):
 		}
 	}
+}
+
+// headResult is what one deliverHead did. failed: reading the outbox or a delivery failed, to be
+// retried after the backoff and at least retryAfter; progressed: events left the outbox
+// (delivered or dead-lettered), so the next pass comes at once.
+type headResult struct {
+	failed, progressed bool
+	retryAfter         time.Duration
+}
+
+// deliverHead delivers up to limit events from the outbox's head, in groups (see group), until
+// they are all gone or one fails. ok is false when ctx ended during a delivery.
+func (d *Dispatcher) deliverHead(ctx context.Context, w *worker, limit int, isBatch bool) (res headResult, ok bool) {
+	name := w.sink.Name()
+	batch, err := w.outbox.Peek(limit)
+	if err != nil {
+		d.log.Error(err, "reading outbox", "sink", name)
+		res.failed = true
+	}
+	w.forgetBefore(batch)
+	for len(batch) > 0 {
+		if batch[0].Err != nil {
+			d.deadLetter(w, batch[0], DeadCorrupt, batch[0].Err)
+			batch, res.progressed = batch[1:], true
+			continue
+		}
+		g := w.group(batch, isBatch)
+		n, err := d.send(ctx, w, g)
+		if n > 0 {
+			d.delivered(w, g[:n])
+			w.backoff, res.progressed = d.minBackoff, true
+			batch = batch[n:]
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return res, false
+		}
+		d.metrics.retries.WithLabelValues(name).Inc()
+		rest := g[n:]
+		if errors.Is(err, ErrRejected) {
+			if d.rejected(w, rest, err) {
+				batch, res.progressed = batch[1:], true
+			}
+			continue
+		}
+		var ra *RetryAfterError
+		if errors.As(err, &ra) {
+			res.retryAfter = ra.After
+		}
+		if d.expire(w, rest, batch, err) {
+			res.progressed = true // what stood in the way is gone: try the rest now
+			return res, true
+		}
+		d.log.V(1).Info("event delivery failed; will retry", "sink", name, "events", len(rest), "error", err.Error(), "backoff", w.backoff.String())
+		res.failed = true
+		return res, true
+	}
+	return res, true
+}
+
+// delivered removes the events the sink acknowledged from the outbox.
+func (d *Dispatcher) delivered(w *worker, ps []Pending) {
+	for _, p := range ps {
+		if err := w.outbox.Remove(p.Key); err != nil {
+			d.log.Error(err, "removing delivered event from outbox", "sink", w.sink.Name())
+		}
+		delete(w.attempts, p.Key)
+		d.metrics.delivered.WithLabelValues(w.sink.Name()).Inc()
+	}
+	d.gauges(w)
+}
+
+// rejected handles ErrRejected for rest, the events just tried (none delivered). A merged batch
+// is refused whole for one event in it: its events are then sent one at a time, to find that one
+// alone. A single event is dead-lettered; rejected reports whether it was.
+func (d *Dispatcher) rejected(w *worker, rest []Pending, err error) bool {
+	if len(rest) > 1 {
+		// One of them is refused, the merge refused with it: find it alone.
+		w.splitThrough = rest[len(rest)-1].Key
+		d.log.V(1).Info("merged events rejected; sending them one at a time", "sink", w.sink.Name(), "events", len(rest), "error", err.Error())
+		return false
+	}
+	d.deadLetter(w, rest[0], DeadRejected, err)
+	return true
+}
+
+// sleep waits wait, or until Notify wakes the worker, except after a failure: new events don't
+// make a failing sink healthy, so the backoff is waited in full after the wake-up too. It reports
+// false when ctx ended.
+func (d *Dispatcher) sleep(ctx context.Context, w *worker, wait time.Duration, failed bool) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.wake:
+		if failed {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(wait):
+			}
+		}
+	case <-time.After(wait):
+	}
+	return true
 }
 
 // group is what to send next from batch (the outbox's head): one event for a plain sink or inside a
