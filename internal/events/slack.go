@@ -194,10 +194,31 @@ func slackMessage(cluster string, events []Event, budget int) (*slack.WebhookMes
 	return &slack.WebhookMessage{Username: "credchain", IconEmoji: ":link:", Text: text}, len(blocks)
 }
 
-// slackBlock is one event's part of a message.
+// slackBlock is one event's part of a message: a headline (slackHeadline), the sentence, then a
+// bullet for each of reason, who, what would have broken or is affected, error and next step.
 func slackBlock(e Event) string {
 	var b strings.Builder
-	admission := e.Type == AdmissionDenied || e.Type == AdmissionWarned
+	b.WriteString(slackHeadline(e))
+	fmt.Fprintf(&b, "\n%s", esc(shorten(e.Message, slackMessageRunes)))
+	if e.Reason != "" {
+		fmt.Fprintf(&b, "\n• *reason:* `%s`", esc(clip(e.Reason, slackNameRunes)))
+	}
+	if e.Actor != nil {
+		fmt.Fprintf(&b, "\n• *who:* %s", esc(clip(slackWho(e), slackPathRunes)))
+	}
+	b.WriteString(slackAffected(e))
+	if e.Error != "" {
+		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
+	}
+	fmt.Fprintf(&b, "\n• *next:* %s", esc(nextStep(e)))
+	fmt.Fprintf(&b, "\n_credchain event %s_", esc(clip(e.ID, slackNameRunes)))
+	return b.String()
+}
+
+// slackHeadline is a block's first line, escaped: the event's type and what it concerns (policy,
+// object, workload, Vault and its namespace).
+func slackHeadline(e Event) string {
+	var b strings.Builder
 	fmt.Fprintf(&b, "%s *%s*", icon(e.Type), esc(clip(e.Type, slackNameRunes)))
 	if e.Policy != "" {
 		fmt.Fprintf(&b, " — policy `%s`", esc(clip(e.Policy, slackNameRunes)))
@@ -222,23 +243,31 @@ func slackBlock(e Event) string {
 	if e.Namespace != "" {
 		fmt.Fprintf(&b, " (namespace %s)", esc(clip(e.Namespace, slackPathRunes)))
 	}
-	fmt.Fprintf(&b, "\n%s", esc(shorten(e.Message, slackMessageRunes)))
-	if e.Reason != "" {
-		fmt.Fprintf(&b, "\n• *reason:* `%s`", esc(clip(e.Reason, slackNameRunes)))
-	}
-	if a := e.Actor; a != nil {
-		who := a.String()
-		if admission {
-			// The Kubernetes user and what they tried: there is no entity or address.
-			who = a.DisplayName
-			if a.Operation != "" {
-				who += " (" + a.Operation + ")"
-			}
-		} else if a.Source == ActorFromAuditEntry {
-			who += ", as Vault's audit entry names them"
+	return b.String()
+}
+
+// slackWho names e's actor (not nil), unescaped. For an admission event that is the Kubernetes
+// user and what they tried: there is no entity or address.
+func slackWho(e Event) string {
+	a := e.Actor
+	if e.Type == AdmissionDenied || e.Type == AdmissionWarned {
+		who := a.DisplayName
+		if a.Operation != "" {
+			who += " (" + a.Operation + ")"
 		}
-		fmt.Fprintf(&b, "\n• *who:* %s", esc(clip(who, slackPathRunes)))
+		return who
 	}
+	who := a.String()
+	if a.Source == ActorFromAuditEntry {
+		who += ", as Vault's audit entry names them"
+	}
+	return who
+}
+
+// slackAffected is a block's bullets, escaped, of the roles whose logins would have broken and of
+// the blast radius's stores, ExternalSecrets and workloads: "" when the event names none.
+func slackAffected(e Event) string {
+	var b strings.Builder
 	if len(e.Roles) > 0 {
 		parts := make([]string, len(e.Roles))
 		for i, r := range e.Roles {
@@ -261,11 +290,6 @@ func slackBlock(e Event) string {
 			fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, esc(clipList(parts)))
 		}
 	}
-	if e.Error != "" {
-		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
-	}
-	fmt.Fprintf(&b, "\n• *next:* %s", esc(nextStep(e)))
-	fmt.Fprintf(&b, "\n_credchain event %s_", esc(clip(e.ID, slackNameRunes)))
 	return b.String()
 }
 
