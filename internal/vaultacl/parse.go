@@ -108,42 +108,82 @@ type identityFactor struct {
 	ApprovalsRequired int      `hcl:"approvals"`
 }
 
-// parseRule is Vault's parsePaths for one stanza.
+// parseRule is Vault's parsePaths for one stanza, in its order: the label, the template braces,
+// the keys and types (stanza.decode), the wildcards (setPath), the legacy policy and the
+// capabilities, then the TTLs and control group (parseRestrictions).
 func parseRule(p *Policy, item *ast.ObjectItem) (Rule, error) {
 	// A stanza without a label is the path "path", as in Vault.
-	key, line := "path", ruleLine(item)
+	s := stanza{p: p, item: item, key: "path", line: ruleLine(item)}
 	if len(item.Keys) > 0 {
 		k, ok := item.Keys[0].Token.Value().(string)
 		if !ok {
-			return Rule{}, &PolicyError{File: p.File, Line: line, Err: errors.New("path must be a string")}
+			return Rule{}, &PolicyError{File: p.File, Line: s.line, Err: errors.New("path must be a string")}
 		}
-		key = k
+		s.key = k
 	}
-	fail := func(at int, format string, args ...any) error {
-		return &PolicyError{File: p.File, Line: at, Err: fmt.Errorf("path %q: "+format, append([]any{key}, args...)...)}
-	}
-	r := Rule{Written: key, Line: line}
-	templated, err := hasTemplate(key)
+	r := Rule{Written: s.key, Line: s.line}
+	pc, err := s.decode(&r)
 	if err != nil {
-		return Rule{}, fail(line, "failed to validate policy templating: %w", err)
+		return Rule{}, err
+	}
+	if err := s.setPath(&r); err != nil {
+		return Rule{}, err
+	}
+	caps, deny, err := s.capabilities(&r, &pc)
+	if err != nil {
+		return Rule{}, err
+	}
+	if deny {
+		return r, nil
+	}
+	if err := parseRestrictions(p, &r, &pc, caps, item.Val); err != nil {
+		return Rule{}, s.fail(err.line, "%w", err.err)
+	}
+	return r, nil
+}
+
+// stanza is one path stanza of p being parsed: its item, its path as written (key) and its line.
+type stanza struct {
+	p    *Policy
+	item *ast.ObjectItem
+	key  string
+	line int
+}
+
+// fail is a PolicyError at line at, naming the stanza's path.
+func (s stanza) fail(at int, format string, args ...any) error {
+	return &PolicyError{File: s.p.File, Line: at, Err: fmt.Errorf("path %q: "+format, append([]any{s.key}, args...)...)}
+}
+
+// decode checks the path's template braces (setting r.Templated) and the stanza's keys, then
+// decodes the stanza into the types Vault does.
+func (s stanza) decode(r *Rule) (pathHCL, error) {
+	templated, err := hasTemplate(s.key)
+	if err != nil {
+		return pathHCL{}, s.fail(s.line, "failed to validate policy templating: %w", err)
 	}
 	r.Templated = templated
-	if errs := checkKeys(item.Val, p.File, pathKeys); len(errs) > 0 {
+	if errs := checkKeys(s.item.Val, s.p.File, pathKeys); len(errs) > 0 {
 		for i, e := range errs {
 			pe := e.(*PolicyError)
-			pe.Err = fmt.Errorf("path %q: %w", key, pe.Err)
+			pe.Err = fmt.Errorf("path %q: %w", s.key, pe.Err)
 			errs[i] = pe
 		}
-		return Rule{}, errors.Join(errs...)
+		return pathHCL{}, errors.Join(errs...)
 	}
 	var pc pathHCL
-	if err := hcl.DecodeObject(&pc, item.Val); err != nil {
-		return Rule{}, fail(max(lineOf(err), line), "%w", err)
+	if err := hcl.DecodeObject(&pc, s.item.Val); err != nil {
+		return pathHCL{}, s.fail(max(lineOf(err), s.line), "%w", err)
 	}
+	return pc, nil
+}
 
-	r.Path = strings.TrimPrefix(key, "/")
+// setPath sets r's Path (the path without a leading "/") and Kind: Segment for a "+" segment
+// (keeping a trailing "*"), else Prefix for a trailing "*" (cut); "+*" is refused.
+func (s stanza) setPath(r *Rule) error {
+	r.Path = strings.TrimPrefix(s.key, "/")
 	if strings.Contains(r.Path, "+*") {
-		return Rule{}, fail(line, "invalid use of wildcards ('+*' is forbidden)")
+		return s.fail(s.line, "invalid use of wildcards ('+*' is forbidden)")
 	}
 	switch {
 	case r.Path == "+" || strings.Contains(r.Path, "/+") || strings.HasPrefix(r.Path, "+/"):
@@ -151,8 +191,16 @@ func parseRule(p *Policy, item *ast.ObjectItem) (Rule, error) {
 	case strings.HasSuffix(r.Path, "*"):
 		r.Kind, r.Path = Prefix, strings.TrimSuffix(r.Path, "*")
 	}
+	return nil
+}
 
-	caps := pc.Capabilities
+// capabilities sets r.Capabilities from the stanza's capability list with the legacy policy's
+// appended, and returns that list (a control group's factors must be drawn from it). deny
+// reports a "deny" in it: Vault keeps deny alone and reads nothing more of the stanza, neither
+// the capabilities after it nor its parameters and TTLs, which are then neither checked nor
+// kept.
+func (s stanza) capabilities(r *Rule, pc *pathHCL) (caps []string, deny bool, err error) {
+	caps = pc.Capabilities
 	switch pc.Policy {
 	case "":
 	case "deny":
@@ -164,25 +212,20 @@ func parseRule(p *Policy, item *ast.ObjectItem) (Rule, error) {
 	case "sudo":
 		caps = append(caps, "create", "read", "update", "delete", "list", "sudo")
 	default:
-		return Rule{}, fail(keyLine(item.Val, "policy", line), "invalid policy %q", pc.Policy)
+		return nil, false, s.fail(keyLine(s.item.Val, "policy", s.line), "invalid policy %q", pc.Policy)
 	}
 	for _, name := range caps {
 		c, ok := parseCapability(name)
 		if !ok {
-			return Rule{}, fail(keyLine(item.Val, "capabilities", line), "invalid capability %q", name)
+			return nil, false, s.fail(keyLine(s.item.Val, "capabilities", s.line), "invalid capability %q", name)
 		}
 		if c == Deny {
-			// Vault keeps deny alone and reads nothing more of the stanza: a deny rule's
-			// parameters and TTLs are neither checked nor kept.
 			r.Capabilities = Deny
-			return r, nil
+			return caps, true, nil
 		}
 		r.Capabilities |= c
 	}
-	if err := parseRestrictions(p, &r, &pc, caps, item.Val); err != nil {
-		return Rule{}, fail(err.line, "%w", err.err)
-	}
-	return r, nil
+	return caps, false, nil
 }
 
 type lineErr struct {
