@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	vault "github.com/hashicorp/vault/api"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,6 +73,39 @@ func pullingDeployment(ns, name, secret string) *appsv1.Deployment {
 	return d
 }
 
+func podTemplate(name, secret string) corev1.PodTemplateSpec {
+	return pullingDeployment("", name, secret).Spec.Template
+}
+
+func pullingJob(ns, name, secret string) *batchv1.Job {
+	tmpl := podTemplate(name, secret)
+	tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: batchv1.JobSpec{Template: tmpl}}
+}
+
+func pullingPod(ns, name, secret string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: podTemplate(name, secret).Spec}
+}
+
+func pullingReplicaSet(ns, name, secret string) *appsv1.ReplicaSet {
+	d := pullingDeployment(ns, name, secret)
+	return &appsv1.ReplicaSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
+}
+
+// controlled makes obj controlled by an apps/v1 kind/name (the API server does not check that it exists).
+func controlled[T crclient.Object](obj T, kind, name string) T {
+	yes := true
+	obj.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: "0f4c1a9e-0000-4000-8000-000000000001", Controller: &yes}})
+	return obj
+}
+
+func withCreationPolicy(es *unstructured.Unstructured, policy string) *unstructured.Unstructured {
+	if err := unstructured.SetNestedField(es.Object, policy, "spec", "target", "creationPolicy"); err != nil {
+		panic(err)
+	}
+	return es
+}
+
 func withServiceAccount(d *appsv1.Deployment, sa string) *appsv1.Deployment {
 	d.Spec.Template.Spec.ServiceAccountName = sa
 	return d
@@ -112,6 +146,14 @@ func TestBlastRadius(t *testing.T) {
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "payments", Name: "default"},
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-payment"}}},
 		pullingDeployment("payments", "ledger", ""),
+		// The webhook's kinds, all of them: a Job and a bare Pod pull on their own; a ReplicaSet its
+		// Deployment controls is that Deployment, not a second line.
+		pullingJob("prod", "migrate", "regcred-order-service"),
+		pullingPod("prod", "debug", "regcred-order-service"),
+		controlled(pullingReplicaSet("prod", "order-service-6d4f", "regcred-order-service"), "Deployment", "order-service"),
+		// creationPolicy None writes no Secret: nothing pulls with what it does not write.
+		withCreationPolicy(externalSecret("prod", "no-secret", "ClusterSecretStore", "vault", "regcred-none"), "None"),
+		pullingDeployment("prod", "uses-someone-elses", "regcred-none"),
 	} {
 		must(t, c.Create(ctx, o))
 	}
@@ -128,10 +170,11 @@ func TestBlastRadius(t *testing.T) {
 			roles: []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}},
 			want: &events.BlastRadius{
 				Stores:          []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
-				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "order-service-regcred")},
-				Secrets:         []events.ObjectRef{ref("Secret", "prod", "inventory-regcred"), ref("Secret", "prod", "regcred-order-service")},
+				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "no-secret"),
+					ref("ExternalSecret", "prod", "order-service-regcred")},
+				Secrets: []events.ObjectRef{ref("Secret", "prod", "inventory-regcred"), ref("Secret", "prod", "regcred-order-service")},
 				Workloads: []events.ObjectRef{ref("Deployment", "prod", "inventory"), ref("Deployment", "prod", "nightly-report"),
-					ref("Deployment", "prod", "order-service")},
+					ref("Deployment", "prod", "order-service"), ref("Job", "prod", "migrate"), ref("Pod", "prod", "debug")},
 			},
 		},
 		"namespaced store on its own mount": {
@@ -168,8 +211,9 @@ func TestBlastRadius(t *testing.T) {
 		// The install's rules minus serviceaccounts, as an older ClusterRole would have them.
 		rules := []rbacv1.PolicyRule{
 			{APIGroups: []string{"external-secrets.io"}, Resources: []string{"secretstores", "clustersecretstores", "externalsecrets"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods", "replicationcontrollers"}, Verbs: []string{"get", "list", "watch"}},
 		}
 		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "old-guard"}, Rules: rules}
 		must(t, c.Create(ctx, role))
