@@ -6,7 +6,7 @@ import (
 )
 
 // Vault is the Vault half of the chain as `check` evaluates it: the Kubernetes auth roles and the ACL
-// policies, read live (ReadVault) or from files (LoadPolicyFiles + LoadRoles, LoadTerraform), with
+// policies, read live (ReadVault) or from files (LoadVaultFiles, LoadTerraform), with
 // a proposed change applied on top (Plan.Apply).
 type Vault struct {
 	// Source says where this came from, for the report: "vault https://vault:8200",
@@ -26,6 +26,18 @@ type Vault struct {
 	// IaC input declared authoritative). When false, a missing policy or role is "unknown", not
 	// "missing".
 	Complete bool
+	// UnknownPolicies and UnknownRoles are policies and roles that exist (or will) but whose
+	// content the input cannot tell, each with the reason: a plan's values known only after
+	// apply. They are not in Policies or Roles; a chain through one is "unknown", never ok or
+	// broken. Nil when there are none.
+	UnknownPolicies map[string]string
+	UnknownRoles    map[chain.RoleRef]string
+	// PolicyAddresses and RoleAddresses map Terraform resource addresses
+	// ("vault_policy.eso_order_service", "module.vault.vault_policy.x") to the policy name and the
+	// role they define (LoadTerraform, and Plan.Apply for what a plan creates); nil for other
+	// inputs. A plan names resources by address, the rest of the check by name.
+	PolicyAddresses map[string]string
+	RoleAddresses   map[string]chain.RoleRef
 }
 
 // Role is one Kubernetes auth role (auth/<mount>/role/<name>).
