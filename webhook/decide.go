@@ -186,11 +186,10 @@ func (c *change) isNew(secret string) bool {
 // ServiceAccount admission plugin copies the account's pull secrets only into pods that name none,
 // and it has already run for a Pod under review: only a template inherits them.
 func (d *Decider) pullSecrets(ns string, refs PodRefs) (names []string, inherited bool) {
-	if len(refs.ImagePullSecrets) > 0 || !refs.InheritsServiceAccount() {
-		return refs.ImagePullSecrets, false
-	}
-	s, _ := d.Lookup.ServiceAccountPullSecrets(ns, refs.ServiceAccountName)
-	return s, true
+	return chain.PullSecrets(refs.ImagePullSecrets, refs.InheritsServiceAccount(), func() []string {
+		s, _ := d.Lookup.ServiceAccountPullSecrets(ns, refs.ServiceAccountName)
+		return s
+	})
 }
 
 // ref says where a pull secret came from. The field path and wording are only built when a problem

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/credchain/credchain/internal/chain"
 	js "github.com/credchain/credchain/internal/jsonscan"
 )
 
@@ -14,18 +15,9 @@ import (
 var ErrUnsupportedKind = errors.New("unsupported kind")
 
 // SupportedKinds are the kinds whose pods the webhook checks, keyed by kind, valued by the JSON path of
-// their pod spec (used in denial messages so the reader knows which field to look at).
-var SupportedKinds = map[string]string{
-	"Deployment":  "spec.template.spec",
-	"StatefulSet": "spec.template.spec",
-	"DaemonSet":   "spec.template.spec",
-	"ReplicaSet":  "spec.template.spec",
-	"Job":         "spec.template.spec",
-	"CronJob":     "spec.jobTemplate.spec.template.spec",
-	"Pod":         "spec",
-	// Older than ReplicaSet and still served; a pod template like the others.
-	"ReplicationController": "spec.template.spec",
-}
+// their pod spec: the chain model's workload kinds, the same ones the guard's blast radius and
+// `check` report.
+var SupportedKinds = chain.WorkloadKinds
 
 // PodRefs is what the decision needs from a pod spec. Decoding only these fields (instead of a whole
 // appsv1.Deployment) keeps extraction at a few microseconds even for large manifests.
