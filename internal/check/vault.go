@@ -29,7 +29,7 @@ type Vault struct {
 	// UnknownPolicies and UnknownRoles are policies and roles that exist (or will) but whose
 	// content the input cannot tell, each with the reason: a plan's values known only after
 	// apply. They are not in Policies or Roles; a chain through one is "unknown", never ok or
-	// broken. Nil when there are none.
+	// broken. Empty or nil when there are none.
 	UnknownPolicies map[string]string
 	UnknownRoles    map[chain.RoleRef]string
 	// PolicyAddresses and RoleAddresses map Terraform resource addresses
