@@ -72,6 +72,7 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	root.AddCommand(newWebhookCommand(ctx, r.Webhook, newLogger))
 	root.AddCommand(newAuditguardCommand(ctx, r.Auditguard, newLogger))
 	root.AddCommand(newCapabilitiesCommand(ctx, runCapabilities))
+	root.AddCommand(newCheckCommand(ctx, runCheck, os.Getenv))
 	return root
 }
 

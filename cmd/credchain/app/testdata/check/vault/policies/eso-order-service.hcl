@@ -1,0 +1,3 @@
+path "secret/data/order-service/*" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,3 @@
+path "secret/data/shared/*" {
+  capabilities = ["read"]
+}
