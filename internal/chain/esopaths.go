@@ -3,6 +3,7 @@ package chain
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -125,11 +126,11 @@ func authRequests(store *Store) ([]VaultRequest, []string) {
 		notes = append(notes, fmt.Sprintf("spec.provider.vault.auth.kubernetes.mountPath %q: ESO logs in at auth/%s/login, slashes as written", mountPath, mountPath))
 	}
 	reqs := []VaultRequest{{Kind: RequestLogin, Path: "auth/" + mountPath + "/login",
-		Why: fmt.Sprintf("spec.provider.vault.auth.kubernetes: login as role %q", k.Role)}}
+		Why: "spec.provider.vault.auth.kubernetes: login as role " + strconv.Quote(k.Role)}}
 	if !referentKubernetesAuth(store) {
 		reqs = append(reqs, VaultRequest{Kind: RequestTokenLookup, Path: "auth/token/lookup-self", Capability: CapabilityRead,
-			Why: fmt.Sprintf("%s %s validation: token lookup-self (if it fails, the store is not Ready and ESO fails every ExternalSecret on it)",
-				store.Kind, storeName(store))})
+			Why: store.Kind + " " + storeName(store) +
+				" validation: token lookup-self (if it fails, the store is not Ready and ESO fails every ExternalSecret on it)"})
 	}
 	return reqs, notes
 }
@@ -249,7 +250,7 @@ func esoItems(es *ExternalSecret) ([]item, []string) {
 	var notes []string
 	for i := range es.Spec.DataFrom {
 		d := &es.Spec.DataFrom[i]
-		field := fmt.Sprintf("spec.dataFrom[%d]", i)
+		field := "spec.dataFrom[" + strconv.Itoa(i) + "]"
 		ref := es.Spec.SecretStoreRef
 		if d.SourceRef != nil && d.SourceRef.StoreRef != nil {
 			ref = *d.SourceRef.StoreRef
@@ -266,7 +267,7 @@ func esoItems(es *ExternalSecret) ([]item, []string) {
 	}
 	for i := range es.Spec.Data {
 		d := &es.Spec.Data[i]
-		field := fmt.Sprintf("spec.data[%d]", i)
+		field := "spec.data[" + strconv.Itoa(i) + "]"
 		ref := es.Spec.SecretStoreRef
 		if d.SourceRef != nil {
 			ref = StoreRef{}
@@ -311,8 +312,9 @@ func (p kvPaths) secret(field string, r *RemoteRef) (VaultRequest, []string) {
 	if strings.HasPrefix(field, "spec.dataFrom") {
 		what = "extract"
 	}
+	// Concatenation, not Sprintf: this runs for every item of every ExternalSecret.
 	req := VaultRequest{Kind: RequestSecret, Capability: CapabilityRead,
-		Why: fmt.Sprintf("%s.%s.key %q", field, what, r.Key)}
+		Why: field + "." + what + ".key " + strconv.Quote(r.Key)}
 	if r.MetadataPolicy == "Fetch" {
 		req.Why += " (metadataPolicy Fetch)"
 		if p.version == VaultKVv1 {
@@ -326,7 +328,7 @@ func (p kvPaths) secret(field string, r *RemoteRef) (VaultRequest, []string) {
 	req.Path = p.data(r.Key)
 	if r.Version != "" {
 		req.Params = []string{"version"}
-		req.Why += fmt.Sprintf(" version %q", r.Version)
+		req.Why += " version " + strconv.Quote(r.Version)
 	}
 	return req, nil
 }
