@@ -135,16 +135,24 @@ type roleACL struct {
 	// unsure say why the token's ACL may differ from acl: a policy whose existence or content
 	// the input cannot tell.
 	unsure []string
-	// answers caches acl.Explain by path: most paths (lookup-self, a shared secret) are asked
-	// for many ExternalSecrets.
-	answers map[string]vaultacl.Result
+	// answers caches acl.Explain by path, in the report's terms: most paths (lookup-self, a
+	// shared secret) are asked for many ExternalSecrets. Results share an answer's slices.
+	answers map[string]*answer
+}
+
+// answer is one path's evaluation, converted once for every Request that asks it.
+type answer struct {
+	res          vaultacl.Result
+	caps         []string
+	rule         *Rule
+	restrictions []string
 }
 
 func (e *engine) roleACL(r *Role) *roleACL {
 	if ra := e.roles[r.Ref()]; ra != nil {
 		return ra
 	}
-	ra := &roleACL{role: r, names: r.TokenPolicyNames(), answers: map[string]vaultacl.Result{}}
+	ra := &roleACL{role: r, names: r.TokenPolicyNames(), answers: map[string]*answer{}}
 	ra.acl = e.set.ACL(ra.names...)
 	for _, n := range ra.acl.Dangling() {
 		why, unknown := e.v.UnknownPolicies[n]
@@ -161,13 +169,17 @@ func (e *engine) roleACL(r *Role) *roleACL {
 	return ra
 }
 
-func (ra *roleACL) explain(path string) vaultacl.Result {
-	if res, ok := ra.answers[path]; ok {
-		return res
+func (ra *roleACL) explain(path string) *answer {
+	if a := ra.answers[path]; a != nil {
+		return a
 	}
 	res := ra.acl.Explain(path)
-	ra.answers[path] = res
-	return res
+	a := &answer{res: res, caps: res.Capabilities.Strings(), rule: ruleOf(res.Rule)}
+	for _, r := range res.Restrictions {
+		a.restrictions = append(a.restrictions, r.String())
+	}
+	ra.answers[path] = a
+	return a
 }
 
 // result is the verdict on one ExternalSecret: every store its items read from, then its blast
@@ -229,6 +241,7 @@ func (e *engine) viaStore(res *Result, es *chain.ExternalSecret, k chain.StoreKe
 	}
 	reqs, notes := chain.VaultRequests(s, es)
 	res.Notes = append(res.Notes, notes...)
+	res.Requests = slices.Grow(res.Requests, len(reqs))
 	evaluable := e.evaluable(res, s, ref)
 	var ra *roleACL
 	stop := false // the login fails: ESO goes no further
@@ -347,16 +360,16 @@ func globAny(patterns []string, s string) bool {
 // the input cannot tell, makes the answer unknown — never ok — except an exact deny, which no
 // other policy can lift.
 func evaluate(ra *roleACL, req chain.VaultRequest, out Request) (Request, *Reason) {
-	res := ra.explain(req.Path)
-	out.Capabilities = res.Capabilities.Strings()
-	out.Rule = ruleOf(res.Rule)
-	for _, r := range res.Restrictions {
-		out.Restrictions = append(out.Restrictions, r.String())
-	}
-	out.Unknown = res.Unknown
+	a := ra.explain(req.Path)
+	res := a.res
+	out.Capabilities, out.Rule, out.Restrictions, out.Unknown = a.caps, a.rule, a.restrictions, res.Unknown
 	need := vaultacl.Read
 	if req.Capability == chain.CapabilityList {
 		need = vaultacl.List
+	}
+	if len(res.Unknown)+len(ra.unsure)+len(res.Restrictions) == 0 && res.Capabilities.Has(need) {
+		out.Verdict = OK // the common case, without building a message
+		return out, nil
 	}
 	what := fmt.Sprintf("%s on %q (%s)", req.Capability, req.Path, req.Why)
 	exactDeny := res.Rule != nil && res.Rule.Kind == vaultacl.Exact && res.Capabilities&vaultacl.Deny != 0
