@@ -17,7 +17,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -104,25 +103,58 @@ func loadFile(o *Objects, name, namespace string) error {
 
 func loadStream(o *Objects, name string, r io.Reader, namespace string) error {
 	lr := &io.LimitedReader{R: r, N: maxManifestBytes + 1}
-	yr := yaml.NewYAMLReader(bufio.NewReader(lr))
-	line := 1
-	for {
-		doc, err := yr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return &ManifestError{File: name, Line: line, Err: err}
-		}
+	err := splitDocuments(bufio.NewReader(lr), func(doc []byte, line int) error {
 		if lr.N <= 0 {
 			return &ManifestError{File: name, Line: line, Err: fmt.Errorf("larger than %d MiB", maxManifestBytes>>20)}
 		}
 		if err := loadDoc(o, doc, namespace); err != nil {
 			return &ManifestError{File: name, Line: line + docLine(err) - 1, Err: err}
 		}
-		line += bytes.Count(doc, []byte("\n"))
+		return nil
+	})
+	var me *ManifestError
+	if err != nil && !errors.As(err, &me) {
+		return &ManifestError{File: name, Line: 1, Err: err}
 	}
-	return nil
+	return err
+}
+
+// splitDocuments calls f with each YAML document of r and the line it starts on. A document ends at
+// a line that starts with "---" followed by nothing but space or a comment, as YAML's document
+// marker (apimachinery's reader drops those lines without saying where a document began).
+func splitDocuments(r *bufio.Reader, f func(doc []byte, line int) error) error {
+	var doc bytes.Buffer
+	line, start := 0, 1
+	for {
+		text, err := r.ReadBytes('\n')
+		if len(text) > 0 {
+			line++
+			if isDocumentMarker(text) {
+				if err := f(doc.Bytes(), start); err != nil {
+					return err
+				}
+				doc.Reset()
+				start = line + 1
+			} else {
+				doc.Write(text)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return f(doc.Bytes(), start)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func isDocumentMarker(line []byte) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimSpace(rest)
+	return len(rest) == 0 || rest[0] == '#'
 }
 
 // yamlLine finds the line sigs.k8s.io/yaml reports ("yaml: line 3: ...") within one document.
