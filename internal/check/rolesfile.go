@@ -33,6 +33,11 @@ func loadRolesFile(file string) ([]*Role, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeRoles(b, file)
+}
+
+// decodeRoles is loadRolesFile on the file's bytes.
+func decodeRoles(b []byte, file string) ([]*Role, error) {
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
 		// JSON: a raw tab can only be whitespace there (JSON strings escape it), and YAML, which
 		// parses the rest of JSON as it is, refuses tabs where JSON allows them.
