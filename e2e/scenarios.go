@@ -56,34 +56,9 @@ func (s *Stack) GuardOn(ctx context.Context) (time.Duration, error) {
 	_, slack0 := s.SlackPostsSince(0)
 	s.Narrator.Step("The cleanup: alice deletes policy %s (through the API, timed)", Policy)
 	s.Narrator.Command("VAULT_TOKEN=<alice's token> vault policy delete "+Policy, "")
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = s.vault.Addr
-	a, err := vaultapi.NewClient(cfg)
+	window, err := s.deleteTimed(ctx)
 	if err != nil {
 		return 0, err
-	}
-	a.SetToken(s.aliceToken)
-	if err := a.Sys().DeletePolicyWithContext(ctx, Policy); err != nil {
-		return 0, err
-	}
-	deleted := time.Now()
-	var window time.Duration
-	for {
-		body, err := s.PolicyBody(ctx, Policy)
-		if err != nil {
-			return 0, err
-		}
-		if body != "" {
-			window = time.Since(deleted)
-			if body != OrderServicePolicy {
-				return 0, fmt.Errorf("restored policy differs:\n%s", body)
-			}
-			break
-		}
-		if time.Since(deleted) > 30*time.Second {
-			return 0, fmt.Errorf("policy %s not restored 30s after the delete:\n%s", Policy, s.guard.tail())
-		}
-		time.Sleep(time.Millisecond)
 	}
 	s.Narrator.Say("vault", fmt.Sprintf("policy %s readable again %s after the delete returned, same body", Policy, window.Round(100*time.Microsecond)))
 	if _, err := s.vaultCLI(ctx, s.vault.RootToken, "", "policy", "read", Policy); err != nil {
@@ -119,6 +94,39 @@ func (s *Stack) GuardOn(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	return window, nil
+}
+
+// deleteTimed deletes the policy as alice through the API and polls until it is readable again
+// with the same body: the window a client sees.
+func (s *Stack) deleteTimed(ctx context.Context) (time.Duration, error) {
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = s.vault.Addr
+	a, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		return 0, err
+	}
+	a.SetToken(s.aliceToken)
+	if err := a.Sys().DeletePolicyWithContext(ctx, Policy); err != nil {
+		return 0, err
+	}
+	deleted := time.Now()
+	for {
+		body, err := s.PolicyBody(ctx, Policy)
+		if err != nil {
+			return 0, err
+		}
+		if body != "" {
+			window := time.Since(deleted)
+			if body != OrderServicePolicy {
+				return 0, fmt.Errorf("restored policy differs:\n%s", body)
+			}
+			return window, nil
+		}
+		if time.Since(deleted) > 30*time.Second {
+			return 0, fmt.Errorf("policy %s not restored 30s after the delete:\n%s", Policy, s.guard.tail())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // checkRestored checks a policy.restored event names alice and the whole blast radius.
@@ -190,10 +198,20 @@ func (s *Stack) deleteAsAlice(ctx context.Context) error {
 func (s *Stack) GuardOff(ctx context.Context) error {
 	s.Narrator.Step("Scenario 3 — the guard is off: the incident as it happened")
 	s.StopGuard()
-	ev0 := len(s.eventsNow())
 	if err := s.deleteAsAlice(ctx); err != nil {
 		return err
 	}
+	for _, step := range []func(context.Context) error{s.syncFails, s.rolloutDenied, s.runbookFix, s.guardFindsNothing} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFails forces ESO's next sync, which fails with Vault's 403, and waits until the webhook's
+// cache holds ESO's warning event.
+func (s *Stack) syncFails(ctx context.Context) error {
 	s.Narrator.Step("ESO's next sync (forced, as the runbook does) fails")
 	if _, err := s.forceSync(ctx); err != nil {
 		return err
@@ -219,8 +237,14 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	return nil
+}
+
+// rolloutDenied restarts the rollout as the platform engineer: the webhook denies it naming the
+// ExternalSecret and Vault's 403, and reports that one denial (not the dry runs before it).
+func (s *Stack) rolloutDenied(ctx context.Context) error {
 	s.Narrator.Step("Someone restarts the rollout: credchain denies it and says why")
-	ev0 = len(s.eventsNow()) // the dry runs above reported nothing; this denial is reported
+	ev0 := len(s.eventsNow()) // the dry runs above reported nothing; this denial is reported
 	out, err := s.kubectl(ctx, "", "rollout", "restart", "deployment/"+Workload, "-n", Namespace)
 	if err == nil {
 		return fmt.Errorf("rollout restart admitted while %s is not synced:\n%s", ExternalSecret, out)
@@ -242,6 +266,12 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	}
 	s.Narrator.Say("nats credchain."+Cluster+"."+e.Type, e.Message)
 
+	return nil
+}
+
+// runbookFix is the runbook's four steps: restore the policy and role, force a resync, verify the
+// credential, and the same rollout restart is admitted.
+func (s *Stack) runbookFix(ctx context.Context) error {
 	s.Narrator.Step("Runbook step 1 — restore the policy and the role")
 	if _, err := s.vaultCLI(ctx, s.vault.RootToken, OrderServicePolicy, "policy", "write", Policy, "-"); err != nil {
 		return err
@@ -280,6 +310,12 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 		return err
 	}
 
+	return nil
+}
+
+// guardFindsNothing starts the guard after the fix: its reconcile must restore nothing and report
+// no policy event.
+func (s *Stack) guardFindsNothing(ctx context.Context) error {
 	s.Narrator.Step("Starting the guard again: its reconcile finds nothing to do")
 	evGuard := len(s.eventsNow())
 	if err := s.StartGuard(ctx); err != nil {

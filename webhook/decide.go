@@ -291,40 +291,64 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 	ready := es.Ready()
 	switch {
 	case ready == nil || ready.Status == "Unknown":
-		// No verdict from ESO yet (no condition, or Unknown while a sync is in flight): give it the
-		// grace period, counted from creation (or from when the condition became Unknown).
-		path, via := r.path(), r.via()
-		age := now.Sub(es.CreationTimestamp.Time)
-		if ready != nil && !ready.LastTransitionTime.IsZero() {
-			age = now.Sub(ready.LastTransitionTime.Time)
-		}
-		if age < d.Policy.GracePeriod {
-			dec.warn(ReasonPendingGrace, fmt.Sprintf(
-				"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (no Ready verdict for %s, grace period %s); pods may fail to pull until it does",
-				path, via, secret, ns, es.Name, age.Round(time.Second), d.Policy.GracePeriod))
-			return
-		}
-		state := "has reported no Ready condition since it was created at " + es.CreationTimestamp.UTC().Format(time.RFC3339)
-		if ready != nil {
-			state = "has been Ready=Unknown since " + now.Add(-age).UTC().Format(time.RFC3339)
-		}
-		dec.deny(ReasonPending, field.Forbidden(path, fmt.Sprintf(
-			"%ssecret %q comes from ExternalSecret %s/%s, which %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
-			via, secret, ns, es.Name, state, d.Policy.GracePeriod, es.Spec.SecretStoreRef.Name, es.Name, ns)))
-	case ready.Status != "True" && es.NeverSynced() && now.Sub(es.CreationTimestamp.Time) < d.Policy.GracePeriod:
+		d.noVerdict(dec, ns, secret, es, ready, r, now)
+	case ready.Status != "True":
+		d.notReady(dec, ns, secret, es, ready, r, now)
+	case ready.Reason == ReasonESOSecretDeleted || ready.Reason == ReasonESOSecretMissing:
+		d.readyWithoutSecret(dec, ns, secret, es, ready, r, now)
+	case es.Status.Binding.Name == "":
+		// ESO sets status.binding whenever it writes the Secret; Ready=True without it is a first
+		// sync that returned no data under deletionPolicy Retain: nothing was ever written.
+		dec.warn(ReasonNeverWritten, fmt.Sprintf(
+			"%s: %ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True (%s) but has never written a Secret (status.binding is empty: the provider returned no data); pods may fail to pull: kubectl describe externalsecret %s -n %s",
+			r.path(), r.via(), secret, ns, es.Name, ready.Reason, es.Name, ns))
+	default:
+		d.synced(dec, ns, secret, es, r, now)
+	}
+}
+
+// noVerdict handles an ExternalSecret ESO has not judged yet.
+func (d *Decider) noVerdict(dec *Decision, ns, secret string, es *ExternalSecret, ready *chain.ExternalSecretCondition, r ref, now time.Time) {
+	// No verdict from ESO yet (no condition, or Unknown while a sync is in flight): give it the
+	// grace period, counted from creation (or from when the condition became Unknown).
+	path, via := r.path(), r.via()
+	age := now.Sub(es.CreationTimestamp.Time)
+	if ready != nil && !ready.LastTransitionTime.IsZero() {
+		age = now.Sub(ready.LastTransitionTime.Time)
+	}
+	if age < d.Policy.GracePeriod {
+		dec.warn(ReasonPendingGrace, fmt.Sprintf(
+			"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (no Ready verdict for %s, grace period %s); pods may fail to pull until it does",
+			path, via, secret, ns, es.Name, age.Round(time.Second), d.Policy.GracePeriod))
+		return
+	}
+	state := "has reported no Ready condition since it was created at " + es.CreationTimestamp.UTC().Format(time.RFC3339)
+	if ready != nil {
+		state = "has been Ready=Unknown since " + now.Add(-age).UTC().Format(time.RFC3339)
+	}
+	dec.deny(ReasonPending, field.Forbidden(path, fmt.Sprintf(
+		"%ssecret %q comes from ExternalSecret %s/%s, which %s (grace period %s); check that External Secrets Operator is running and the store %q is valid: kubectl describe externalsecret %s -n %s",
+		via, secret, ns, es.Name, state, d.Policy.GracePeriod, es.Spec.SecretStoreRef.Name, es.Name, ns)))
+}
+
+// notReady handles Ready=False: a young ExternalSecret still being validated and one whose last
+// good sync is recent are warned about; any other is denied.
+func (d *Decider) notReady(dec *Decision, ns, secret string, es *ExternalSecret, ready *chain.ExternalSecretCondition, r ref, now time.Time) {
+	switch {
+	case es.NeverSynced() && now.Sub(es.CreationTimestamp.Time) < d.Policy.GracePeriod:
 		// ESO reports Ready=False while its store is still being validated (the flood gate, on by
 		// default): a young ExternalSecret that never synced has no verdict yet.
 		age := now.Sub(es.CreationTimestamp.Time)
 		dec.warn(ReasonPendingGrace, fmt.Sprintf(
 			"%s: %ssecret %q comes from ExternalSecret %s/%s, which has not synced yet (Ready=%s, %s, %s after creation, grace period %s); pods may fail to pull until it does",
 			r.path(), r.via(), secret, ns, es.Name, ready.Status, ready.Reason, age.Round(time.Second), d.Policy.GracePeriod))
-	case ready.Status != "True" && d.Policy.FailingGrace > 0 && !es.Status.RefreshTime.IsZero() && now.Sub(es.Status.RefreshTime.Time) < d.Policy.FailingGrace:
+	case d.Policy.FailingGrace > 0 && !es.Status.RefreshTime.IsZero() && now.Sub(es.Status.RefreshTime.Time) < d.Policy.FailingGrace:
 		// ESO keeps the Secret it last wrote when a refresh fails: within --failing-grace of that
 		// sync the credential is probably still good.
 		dec.warn(ReasonFailingGrace, fmt.Sprintf(
 			"%s: %ssecret %q comes from ExternalSecret %s/%s, which is failing (Ready=%s, %s) but last synced at %s, within --failing-grace %s; the Secret still holds that credential until it expires: kubectl describe externalsecret %s -n %s",
 			r.path(), r.via(), secret, ns, es.Name, ready.Status, ready.Reason, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.FailingGrace, es.Name, ns))
-	case ready.Status != "True":
+	default:
 		path, via := r.path(), r.via()
 		detail := "Ready=" + ready.Status
 		if ready.Reason != "" {
@@ -344,41 +368,41 @@ func (d *Decider) checkOne(dec *Decision, ns, secret string, es *ExternalSecret,
 		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
 			"%ssecret %q comes from ExternalSecret %s/%s, which is not synced (%s)%s%s; fix the store's access to the provider, then force a resync: kubectl annotate externalsecret %s -n %s force-sync=$(date +%%s) --overwrite",
 			via, secret, ns, es.Name, detail, since, event, es.Name, ns)))
-	case ready.Reason == ReasonESOSecretDeleted || ready.Reason == ReasonESOSecretMissing:
-		// Ready=True, yet there is no Secret: the provider returned nothing and deletionPolicy
-		// Delete removed it, or creationPolicy Merge found no Secret to merge into.
+	}
+}
+
+// readyWithoutSecret handles Ready=True with a reason that says there is no Secret.
+func (d *Decider) readyWithoutSecret(dec *Decision, ns, secret string, es *ExternalSecret, ready *chain.ExternalSecretCondition, r ref, now time.Time) {
+	// Ready=True, yet there is no Secret: the provider returned nothing and deletionPolicy
+	// Delete removed it, or creationPolicy Merge found no Secret to merge into.
+	path, via := r.path(), r.via()
+	why := "the provider returned no data and its deletionPolicy Delete removed the Secret"
+	if ready.Reason == ReasonESOSecretMissing {
+		why = "its creationPolicy Merge needs an existing Secret to merge into, and there is none"
+	}
+	dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
+		"%ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True but %s (%s: %s); pods would fail to pull: kubectl describe externalsecret %s -n %s",
+		via, secret, ns, es.Name, why, ready.Reason, oneLine(ready.Message, 300), es.Name, ns)))
+}
+
+// synced handles a Ready ExternalSecret: its Secret must be of a pullable type, and fresh.
+func (d *Decider) synced(dec *Decision, ns, secret string, es *ExternalSecret, r ref, now time.Time) {
+	if t := es.SecretType(); t != "" && t != chain.SecretTypeDockerConfigJSON && t != chain.SecretTypeDockercfg {
+		d.notPullable(dec, ns, secret, es, t, r)
+		return
+	}
+	if dec.Reason == ReasonNoPullSecrets {
+		dec.Reason = ReasonSynced
+	}
+	interval := es.RefreshPeriod()
+	if !es.Periodic() || interval <= 0 || es.Status.RefreshTime.IsZero() || d.Policy.StaleFactor <= 0 {
+		return
+	}
+	if age := now.Sub(es.Status.RefreshTime.Time); age > time.Duration(d.Policy.StaleFactor)*interval {
 		path, via := r.path(), r.via()
-		why := "the provider returned no data and its deletionPolicy Delete removed the Secret"
-		if ready.Reason == ReasonESOSecretMissing {
-			why = "its creationPolicy Merge needs an existing Secret to merge into, and there is none"
-		}
-		dec.deny(ReasonNotSynced, field.Forbidden(path, fmt.Sprintf(
-			"%ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True but %s (%s: %s); pods would fail to pull: kubectl describe externalsecret %s -n %s",
-			via, secret, ns, es.Name, why, ready.Reason, oneLine(ready.Message, 300), es.Name, ns)))
-	case es.Status.Binding.Name == "":
-		// ESO sets status.binding whenever it writes the Secret; Ready=True without it is a first
-		// sync that returned no data under deletionPolicy Retain: nothing was ever written.
-		dec.warn(ReasonNeverWritten, fmt.Sprintf(
-			"%s: %ssecret %q comes from ExternalSecret %s/%s, which reports Ready=True (%s) but has never written a Secret (status.binding is empty: the provider returned no data); pods may fail to pull: kubectl describe externalsecret %s -n %s",
-			r.path(), r.via(), secret, ns, es.Name, ready.Reason, es.Name, ns))
-	default:
-		if t := es.SecretType(); t != "" && t != chain.SecretTypeDockerConfigJSON && t != chain.SecretTypeDockercfg {
-			d.notPullable(dec, ns, secret, es, t, r)
-			return
-		}
-		if dec.Reason == ReasonNoPullSecrets {
-			dec.Reason = ReasonSynced
-		}
-		interval := es.RefreshPeriod()
-		if !es.Periodic() || interval <= 0 || es.Status.RefreshTime.IsZero() || d.Policy.StaleFactor <= 0 {
-			return
-		}
-		if age := now.Sub(es.Status.RefreshTime.Time); age > time.Duration(d.Policy.StaleFactor)*interval {
-			path, via := r.path(), r.via()
-			dec.warn(ReasonStale, fmt.Sprintf(
-				"%s: %ssecret %q from ExternalSecret %s/%s was last refreshed at %s, more than %d refresh intervals (%s) ago; the credential may be stale",
-				path, via, secret, ns, es.Name, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.StaleFactor, interval))
-		}
+		dec.warn(ReasonStale, fmt.Sprintf(
+			"%s: %ssecret %q from ExternalSecret %s/%s was last refreshed at %s, more than %d refresh intervals (%s) ago; the credential may be stale",
+			path, via, secret, ns, es.Name, es.Status.RefreshTime.UTC().Format(time.RFC3339), d.Policy.StaleFactor, interval))
 	}
 }
 

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,10 +101,38 @@ var suspendable = map[string]bool{"Job": true, "CronJob": true}
 // errMissing makes the fast path defer to encoding/json for the exact error.
 var errMissing = errors.New("missing")
 
+// extractFast is ExtractPodRefs' scanner: find the pod template (and spec.suspend), then the pod
+// spec in it, then read the two fields. Any error defers to extractStd.
 func extractFast(kind, path string, raw []byte) (PodRefs, error) {
 	refs := PodRefs{SpecPath: path}
-	var tmpl []byte
-	err := js.Members(raw, func(k, v []byte) error {
+	tmpl, err := scanTemplate(kind, raw, &refs.Suspended)
+	if err != nil || tmpl == nil || js.IsNull(tmpl) {
+		return PodRefs{}, errMissing
+	}
+	podSpec := tmpl
+	if kind != "Pod" {
+		if podSpec, err = member(tmpl, "spec"); err != nil {
+			return PodRefs{}, err
+		}
+	}
+	var saName, saOld string
+	if podSpec != nil {
+		if err := scanPodSpec(podSpec, &refs, &saName, &saOld); err != nil {
+			return PodRefs{}, err
+		}
+	}
+	if len(refs.ImagePullSecrets) == 0 {
+		refs.ImagePullSecrets = nil
+	}
+	refs.template = tmpl
+	refs.ServiceAccountName = cmp.Or(saName, saOld, "default")
+	return refs, nil
+}
+
+// scanTemplate returns the pod template of an object of kind (a Pod's spec), and sets *suspended
+// from spec.suspend of a Job or CronJob. The last occurrence of a key wins, as in encoding/json.
+func scanTemplate(kind string, raw []byte, suspended *bool) (tmpl []byte, err error) {
+	err = js.Members(raw, func(k, v []byte) error {
 		if !js.KeyIs(k, "spec") {
 			return nil
 		}
@@ -115,10 +144,10 @@ func extractFast(kind, path string, raw []byte) (PodRefs, error) {
 		return js.Members(v, func(k, v []byte) error {
 			switch {
 			case suspendable[kind] && js.KeyIs(k, "suspend"):
-				refs.Suspended = false
+				*suspended = false
 				switch t := string(bytes.TrimSpace(v)); t {
 				case "true":
-					refs.Suspended = true
+					*suspended = true
 				case "false", "null":
 				default:
 					return errMissing // not a bool: encoding/json reports it
@@ -128,77 +157,57 @@ func extractFast(kind, path string, raw []byte) (PodRefs, error) {
 			case kind == "CronJob" && js.KeyIs(k, "jobTemplate"):
 				tmpl = nil
 				return js.Members(v, func(k, v []byte) error {
-					if js.KeyIs(k, "spec") {
-						tmpl = nil
-						return js.Members(v, func(k, v []byte) error {
-							if js.KeyIs(k, "template") {
-								tmpl = v
-							}
-							return nil
-						})
+					if !js.KeyIs(k, "spec") {
+						return nil
 					}
-					return nil
+					var err error
+					tmpl, err = member(v, "template") // every spec is walked, as encoding/json decodes each
+					return err
 				})
 			}
 			return nil
 		})
 	})
-	if err != nil || tmpl == nil || js.IsNull(tmpl) {
-		return PodRefs{}, errMissing
-	}
-	podSpec := tmpl
-	if kind != "Pod" {
-		podSpec = nil
-		if err := js.Members(tmpl, func(k, v []byte) error {
-			if js.KeyIs(k, "spec") {
-				podSpec = v
-			}
-			return nil
-		}); err != nil {
-			return PodRefs{}, err
+	return tmpl, err
+}
+
+// member returns the last value of key in JSON object obj, nil when absent.
+func member(obj []byte, key string) (v []byte, err error) {
+	err = js.Members(obj, func(k, val []byte) error {
+		if js.KeyIs(k, key) {
+			v = val
 		}
-	}
-	var saName, saOld string
-	if podSpec != nil {
-		if err := js.Members(podSpec, func(k, v []byte) error {
-			switch {
-			case js.KeyIs(k, "imagePullSecrets"):
-				refs.ImagePullSecrets = refs.ImagePullSecrets[:0]
-				return js.Elements(v, func(e []byte) error {
-					var name string
-					if err := js.Members(e, func(k, v []byte) error {
-						if js.KeyIs(k, "name") {
-							return js.String(v, &name)
-						}
-						return nil
-					}); err != nil {
-						return err
+		return nil
+	})
+	return v, err
+}
+
+// scanPodSpec reads imagePullSecrets names and the two service account fields of a pod spec.
+func scanPodSpec(podSpec []byte, refs *PodRefs, saName, saOld *string) error {
+	return js.Members(podSpec, func(k, v []byte) error {
+		switch {
+		case js.KeyIs(k, "imagePullSecrets"):
+			refs.ImagePullSecrets = refs.ImagePullSecrets[:0]
+			return js.Elements(v, func(e []byte) error {
+				var name string
+				if err := js.Members(e, func(k, v []byte) error {
+					if js.KeyIs(k, "name") {
+						return js.String(v, &name)
 					}
-					refs.ImagePullSecrets = append(refs.ImagePullSecrets, name)
 					return nil
-				})
-			case js.KeyIs(k, "serviceAccountName"):
-				return js.String(v, &saName)
-			case js.KeyIs(k, "serviceAccount"):
-				return js.String(v, &saOld)
-			}
-			return nil
-		}); err != nil {
-			return PodRefs{}, err
+				}); err != nil {
+					return err
+				}
+				refs.ImagePullSecrets = append(refs.ImagePullSecrets, name)
+				return nil
+			})
+		case js.KeyIs(k, "serviceAccountName"):
+			return js.String(v, saName)
+		case js.KeyIs(k, "serviceAccount"):
+			return js.String(v, saOld)
 		}
-	}
-	if len(refs.ImagePullSecrets) == 0 {
-		refs.ImagePullSecrets = nil
-	}
-	refs.template = tmpl
-	refs.ServiceAccountName = saName
-	if refs.ServiceAccountName == "" {
-		refs.ServiceAccountName = saOld
-	}
-	if refs.ServiceAccountName == "" {
-		refs.ServiceAccountName = "default"
-	}
-	return refs, nil
+		return nil
+	})
 }
 
 // extractStd is ExtractPodRefs with encoding/json: the fallback and the reference for the fuzzer.

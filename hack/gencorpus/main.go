@@ -26,6 +26,9 @@ func main() {
 	}
 }
 
+// run starts a real Vault dev server with a file audit device, drives it through the traffic the
+// guard sees (setup, then rounds of policy and role writes amid secret reads, logins and token
+// renewals, with a policy delete every tenth round) and copies the audit log to out.
 func run(out string, rounds int) error {
 	bin, err := testenv.VaultBin()
 	if err != nil {
@@ -49,6 +52,17 @@ func run(out string, rounds int) error {
 	}
 	defer os.RemoveAll(dir)
 	logPath := filepath.Join(dir, "audit.log")
+	if err := setup(c, logPath); err != nil {
+		return err
+	}
+	if err := traffic(c, rounds); err != nil {
+		return err
+	}
+	return copyLog(logPath, out)
+}
+
+// setup enables the audit device, a KV v2 mount and the auth methods the traffic uses.
+func setup(c *vault.Client, logPath string) error {
 	sys := c.Sys()
 	steps := []func() error{
 		func() error {
@@ -71,6 +85,12 @@ func run(out string, rounds int) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// traffic drives rounds of the guard's kind of traffic.
+func traffic(c *vault.Client, rounds int) error {
+	sys := c.Sys()
 	for i := range rounds {
 		pol := fmt.Sprintf("eso-service-%d", i%20)
 		if err := sys.PutPolicy(pol, `path "registry-creds/data/`+pol+`" { capabilities = ["read"] }`); err != nil {
@@ -101,6 +121,11 @@ func run(out string, rounds int) error {
 			_ = sys.DeletePolicy(pol)
 		}
 	}
+	return nil
+}
+
+// copyLog copies the audit log line by line to out and says how many entries it wrote.
+func copyLog(logPath, out string) error {
 	in, err := os.Open(logPath)
 	if err != nil {
 		return err
