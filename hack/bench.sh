@@ -14,4 +14,5 @@ go test ./auditguard -run '^$' -bench 'BenchmarkIngest|BenchmarkSocketStall' -be
 go test ./auditguard -run '^$' -bench BenchmarkRestoreWindow -benchtime 1x -count 3
 go test ./auditguard -run '^$' -bench 'BenchmarkVaultAuditStall|BenchmarkFileTailWake' -benchtime 1x -count 3
 go test ./internal/vaultacl -run '^$' -bench BenchmarkCapabilities -benchtime 4000x -count "$COUNT"
+go test ./internal/check -run '^$' -bench 'BenchmarkCheck' -benchtime 10x -cpu 1 -count "$COUNT"
 go test ./internal/events -run '^$' -bench BenchmarkNATSPublish -benchtime 2000x -count "$COUNT"

@@ -56,7 +56,7 @@ func TestLoadManifestsStdinAndErrors(t *testing.T) {
 		wantErr     string
 	}{
 		"a helm template is not YAML: the line of the second document": {
-			path: write("chart.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ .Values.name }\n"),
+			path:     write("chart.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ .Values.name }\n"),
 			wantLine: 9, wantErr: "yaml",
 		},
 		"a field of the wrong type": {

@@ -89,7 +89,7 @@ func (v *VaultProvider) KVVersion() string {
 }
 
 // VaultAuth is spec.provider.vault.auth. Kubernetes auth is modelled; the others are recorded by
-// presence only, so the store can say which method it uses.
+// presence only, so LoginMethod can say which one ESO logs in with.
 type VaultAuth struct {
 	// Namespace, when set, is the Vault namespace the login is made in (else the provider's).
 	Namespace      *string              `json:"namespace,omitempty"`
@@ -101,27 +101,6 @@ type VaultAuth struct {
 	Iam            json.RawMessage      `json:"iam,omitempty"`
 	UserPass       json.RawMessage      `json:"userPass,omitempty"`
 	Ldap           json.RawMessage      `json:"ldap,omitempty"`
-}
-
-// Method names the auth method the store logs in with: "kubernetes", "tokenSecretRef", ..., or ""
-// when none is set.
-func (a *VaultAuth) Method() string {
-	if a == nil {
-		return ""
-	}
-	if a.Kubernetes != nil {
-		return "kubernetes"
-	}
-	for _, m := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"tokenSecretRef", a.TokenSecretRef}, {"appRole", a.AppRole}, {"jwt", a.Jwt}, {"cert", a.Cert},
-		{"iam", a.Iam}, {"userPass", a.UserPass}, {"ldap", a.Ldap}} {
-		if len(m.raw) > 0 && string(m.raw) != "null" {
-			return m.name
-		}
-	}
-	return ""
 }
 
 // VaultKubernetesAuth is spec.provider.vault.auth.kubernetes.
@@ -169,13 +148,13 @@ func (s *Store) Key() StoreKey { return StoreKey{Kind: s.Kind, Namespace: s.Name
 func (s *Store) Vault() *VaultProvider { return s.Spec.Provider.Vault }
 
 // KubernetesRole is the Vault role the store logs in with through Kubernetes auth: its mount and
-// name; ok is false when the store is not Vault or uses another auth method.
+// name; ok is false when the store is not Vault or ESO logs in with another method (LoginMethod).
 func (s *Store) KubernetesRole() (ref RoleRef, ok bool) {
-	v := s.Vault()
-	if v == nil || v.Auth == nil || v.Auth.Kubernetes == nil {
-		return RoleRef{}, false
+	if LoginMethod(s) != "kubernetes" {
+		return RoleRef{}, false // not Vault, or another method ESO prefers is set too
 	}
-	return RoleRef{Mount: v.Auth.Kubernetes.Mount(), Name: v.Auth.Kubernetes.Role}, true
+	k := s.Vault().Auth.Kubernetes
+	return RoleRef{Mount: k.Mount(), Name: k.Role}, true
 }
 
 // StoreKey identifies a store; Namespace is "" for a ClusterSecretStore.

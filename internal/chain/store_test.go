@@ -14,7 +14,7 @@ func TestStoreDecodeAndCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := s.Spec.Provider.Vault
-	if v == nil || v.KVVersion() != VaultKVv2 || v.Auth.Method() != "kubernetes" || v.Auth.Kubernetes.Mount() != "kubernetes" || *v.Namespace != "team-a" {
+	if v == nil || v.KVVersion() != VaultKVv2 || LoginMethod(StoreFromSecretStore(&s)) != "kubernetes" || v.Auth.Kubernetes.Mount() != "kubernetes" || *v.Namespace != "team-a" {
 		t.Fatalf("decoded %+v", v)
 	}
 	cp := s.DeepCopy()
@@ -30,8 +30,12 @@ func TestStoreDecodeAndCopy(t *testing.T) {
 	if other.Spec.Provider.Vault != nil || !slices.Equal(other.Spec.Provider.Names, []string{"aws"}) {
 		t.Errorf("provider = %+v", other.Spec.Provider)
 	}
-	token := VaultAuth{TokenSecretRef: json.RawMessage(`{"name":"t"}`)}
-	if token.Method() != "tokenSecretRef" {
-		t.Errorf("Method = %q", token.Method())
+	both := StoreFromSecretStore(s.DeepCopy())
+	both.Spec.Provider.Vault.Auth.TokenSecretRef = json.RawMessage(`{"name":"t"}`)
+	if m := LoginMethod(both); m != "tokenSecretRef" {
+		t.Errorf("LoginMethod = %q; ESO tries a token before Kubernetes auth", m)
+	}
+	if _, ok := both.KubernetesRole(); ok {
+		t.Error("a store that logs in with a token has a Kubernetes role")
 	}
 }
