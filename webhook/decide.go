@@ -492,18 +492,29 @@ func (dec *Decision) Message(kind, namespace, name string) string {
 	if len(dec.Denials) == 1 {
 		b.WriteString(": a pull secret is not backed by a synced ExternalSecret: ")
 		b.WriteString(dec.Denials[0].Error())
-		return b.String()
-	}
-	b.WriteString(": ")
-	b.WriteString(strconv.Itoa(len(dec.Denials)))
-	b.WriteString(" pull secrets are not backed by a synced ExternalSecret: ")
-	for i, e := range dec.Denials {
-		if i > 0 {
-			b.WriteString("; ")
+	} else {
+		b.WriteString(": ")
+		b.WriteString(strconv.Itoa(len(dec.Denials)))
+		b.WriteString(" pull secrets are not backed by a synced ExternalSecret: ")
+		for i, e := range dec.Denials {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(e.Error())
 		}
-		b.WriteString(e.Error())
 	}
+	b.WriteString(ExplainHint(kind, namespace, name))
 	return b.String()
+}
+
+// ExplainHint ends a denial (and the guard's events) with the command that walks the whole chain
+// link by link, Vault included: what the webhook cannot see from its caches (which policy, which
+// rule). Empty for an object without a name yet (generateName), which explain cannot address.
+func ExplainHint(kind, namespace, name string) string {
+	if name == "" {
+		return ""
+	}
+	return "; the whole chain: credchain explain " + strings.ToLower(kind) + "/" + name + " -n " + namespace
 }
 
 // oneLine flattens a provider error (often multi-line, with Vault's "* permission denied" bullets)

@@ -441,11 +441,11 @@ func TestDecisionMessage(t *testing.T) {
 	}{
 		"one": {
 			refs: PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"a"}},
-			want: `deployment prod/web: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn`,
+			want: `deployment prod/web: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn; the whole chain: credchain explain deployment/web -n prod`,
 		},
 		"two": {
 			refs: PodRefs{SpecPath: "spec.template.spec", ImagePullSecrets: []string{"a", "b"}},
-			want: `deployment prod/web: 2 pull secrets are not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn; spec.template.spec.imagePullSecrets[1]: Forbidden: secret "b" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: b, or label the namespace credchain.io/enforcement=warn`,
+			want: `deployment prod/web: 2 pull secrets are not backed by a synced ExternalSecret: spec.template.spec.imagePullSecrets[0]: Forbidden: secret "a" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: a, or label the namespace credchain.io/enforcement=warn; spec.template.spec.imagePullSecrets[1]: Forbidden: secret "b" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: b, or label the namespace credchain.io/enforcement=warn; the whole chain: credchain explain deployment/web -n prod`,
 		},
 	}
 	for name, tc := range tests {
@@ -454,6 +454,10 @@ func TestDecisionMessage(t *testing.T) {
 			dec := d.Decide("prod", tc.refs, testNow)
 			if got := dec.Message("Deployment", "prod", "web"); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			// A pod from generateName has no name explain could take: no hint.
+			if got := dec.Message("Pod", "prod", ""); strings.Contains(got, "credchain explain") {
+				t.Errorf("a nameless object's denial points at explain: %s", got)
 			}
 		})
 	}

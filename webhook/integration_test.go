@@ -519,7 +519,7 @@ spec:
 			t.Errorf("warnings = %q", w)
 		}
 		// The next template change enforces.
-		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn`
+		want := `deployment prod/builder: a pull secret is not backed by a synced ExternalSecret: spec.template.spec.serviceAccountName: Forbidden: serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod; pull secrets must be backed by a synced ExternalSecret: create one with spec.target.name: regcred-builder, or label the namespace credchain.io/enforcement=warn; the whole chain: credchain explain deployment/builder -n prod`
 		msg, err := denial(cl.restart(t, "prod", "builder"))
 		if err != nil {
 			t.Fatal(err)
