@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/credchain/credchain/internal/chain"
+	"github.com/credchain/credchain/internal/events"
 )
 
 // Enforcement is a namespace's enforcement mode, from the label credchain.io/enforcement.
@@ -514,7 +515,7 @@ func ExplainHint(kind, namespace, name string) string {
 	if name == "" {
 		return ""
 	}
-	return "; the whole chain: credchain explain " + strings.ToLower(kind) + "/" + name + " -n " + namespace
+	return "; the whole chain: " + events.ExplainCommand(events.ObjectRef{Kind: kind, Namespace: namespace, Name: name})
 }
 
 // oneLine flattens a provider error (often multi-line, with Vault's "* permission denied" bullets)

@@ -143,7 +143,7 @@ func (d *Dispatcher) Notify(_ context.Context, e Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC() // MaxAge counts from it
 	}
-	e = Cap(e)
+	e = withExplain(Cap(e))
 	var errs []error
 	for _, w := range d.workers {
 		overflow, err := w.outbox.Add(e)

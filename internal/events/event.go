@@ -75,6 +75,10 @@ type Event struct {
 	SnapshotFrom *Provenance `json:"snapshotFrom,omitempty"`
 	// Message is one human sentence.
 	Message string `json:"message"`
+	// Explain are the commands that walk the chain of the workloads the event is about (its
+	// Workload, else the first three of its blast radius), link by link: `credchain explain
+	// deployment/order-service -n prod`. Derived when the event is queued or logged.
+	Explain []string `json:"explain,omitempty"`
 	// Error is set for failures.
 	Error string `json:"error,omitempty"`
 	// Truncated lists the fields Cap shortened to fit its caps ("message", "workload.name",
@@ -133,7 +137,7 @@ var _ Notifier = LogNotifier{}
 
 // Notify implements Notifier.
 func (n LogNotifier) Notify(_ context.Context, e Event) error {
-	e = Cap(e)
+	e = withExplain(Cap(e))
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err

@@ -211,6 +211,9 @@ func slackBlock(e Event) string {
 		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
 	}
 	fmt.Fprintf(&b, "\n• *next:* %s", esc(nextStep(e)))
+	for _, c := range e.Explain {
+		fmt.Fprintf(&b, "\n• *diagnose:* `%s`", esc(c))
+	}
 	fmt.Fprintf(&b, "\n_credchain event %s_", esc(clip(e.ID, slackNameRunes)))
 	return b.String()
 }
