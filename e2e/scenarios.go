@@ -38,7 +38,8 @@ func (s *Stack) Healthy(ctx context.Context) error {
 	if _, err := s.kubectl(ctx, s.deploymentYAML(), "apply", "-f", "-"); err != nil {
 		return err
 	}
-	return nil
+	s.Narrator.Step("credchain check: every ExternalSecret's Vault chain, as ESO and Vault will evaluate it")
+	return s.checkOK(ctx)
 }
 
 // GuardOn is scenario 2: alice deletes the policy while the guard runs. The guard restores it and
@@ -201,7 +202,7 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	if err := s.deleteAsAlice(ctx); err != nil {
 		return err
 	}
-	for _, step := range []func(context.Context) error{s.syncFails, s.rolloutDenied, s.runbookFix, s.guardFindsNothing} {
+	for _, step := range []func(context.Context) error{s.checkBroken, s.syncFails, s.rolloutDenied, s.runbookFix, s.checkOK, s.guardFindsNothing} {
 		if err := step(ctx); err != nil {
 			return err
 		}
