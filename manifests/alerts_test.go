@@ -207,7 +207,7 @@ func TestAlertsFire(t *testing.T) {
 		"the guard cannot read the cluster": {
 			change: map[string]string{`credchain_auditguard_blast_radius_ready{` + guardPod + `}`: "0x180"},
 			want: want{firing: []string{"CredchainAuditGuardBlastRadiusUnavailable"},
-				texts: []string{"serviceaccounts; see the logs of credchain-system/credchain-auditguard-0"}},
+				texts: []string{"pods); see the logs of credchain-system/credchain-auditguard-0"}},
 		},
 		"the file audit device disabled: only the guard's socket is left": {
 			change: map[string]string{`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`: "0x175 1x5"},
