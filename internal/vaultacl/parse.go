@@ -51,7 +51,7 @@ func Parse(name, file, text string) (*Policy, error) {
 	if err := hcl.DecodeObject(&top, list); err != nil {
 		return nil, fail(lineOf(err), fmt.Errorf("failed to parse policy: %w", err))
 	}
-	p := &Policy{Name: SanitizeName(name), File: file}
+	p := &Policy{Name: SanitizeName(name), File: file, Text: text}
 	var errs []error
 	for _, item := range list.Filter("path").Items {
 		r, err := parseRule(p, item)

@@ -12,6 +12,10 @@ type Policy struct {
 	Name string
 	// File is where the text came from, for messages (may be empty).
 	File string
+	// Text is the policy as Vault stores it (Parse's text, base64-decoded when it was base64):
+	// what writing the policy again sends, for a reader that holds only the parsed form (the audit
+	// guard restores a Terraform vault_policy's evaluated text from it).
+	Text string
 	// Rules are the policy's path stanzas in the order written, templated ones included.
 	Rules []Rule
 }
