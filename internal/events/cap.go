@@ -57,6 +57,7 @@ func Cap(e Event) Event {
 	e.Object = c.str("object", e.Object, MaxPathBytes)
 	e.Reason = c.str("reason", e.Reason, MaxNameBytes)
 	e.Action = c.str("action", e.Action, MaxNameBytes)
+	e.Rule = c.str("rule", e.Rule, MaxNameBytes)
 	e.Message = c.str("message", e.Message, MaxMessageBytes)
 	e.Error = c.str("error", e.Error, MaxMessageBytes)
 	e.Actor = c.actor("actor", e.Actor)
@@ -67,6 +68,7 @@ func Cap(e Event) Event {
 	if e.SnapshotFrom != nil {
 		p := *e.SnapshotFrom
 		p.Source = c.str("snapshotFrom.source", p.Source, MaxNameBytes)
+		p.Origin = c.str("snapshotFrom.origin", p.Origin, MaxPathBytes)
 		p.Writer = c.actor("snapshotFrom.writer", p.Writer)
 		e.SnapshotFrom = &p
 	}
@@ -84,6 +86,10 @@ func Cap(e Event) Event {
 			Secrets:         c.refs("blastRadius.secrets", br.Secrets),
 			Workloads:       c.refs("blastRadius.workloads", br.Workloads),
 		}
+	}
+	if d := e.Drift; d != nil {
+		e.Drift = &Drift{Added: c.changes("drift.added", d.Added), Removed: c.changes("drift.removed", d.Removed),
+			Changed: c.changes("drift.changed", d.Changed)}
 	}
 	if len(c.cut) == 0 && 6*c.bytes+64*c.fields <= MaxEventBytes {
 		return e // the common case: nothing cut, and the event cannot encode to more than the cap
@@ -125,6 +131,12 @@ func fitEncoded(e *Event) {
 				list{"blastRadius.externalSecrets", len(br.ExternalSecrets), func(n int) { br.ExternalSecrets = br.ExternalSecrets[:n] }},
 				list{"blastRadius.secrets", len(br.Secrets), func(n int) { br.Secrets = br.Secrets[:n] }},
 				list{"blastRadius.workloads", len(br.Workloads), func(n int) { br.Workloads = br.Workloads[:n] }})
+		}
+		if d := e.Drift; d != nil {
+			lists = append(lists,
+				list{"drift.added", len(d.Added), func(n int) { d.Added = d.Added[:n] }},
+				list{"drift.removed", len(d.Removed), func(n int) { d.Removed = d.Removed[:n] }},
+				list{"drift.changed", len(d.Changed), func(n int) { d.Changed = d.Changed[:n] }})
 		}
 		longest := slices.MaxFunc(lists, func(a, b list) int { return a.n - b.n })
 		switch {
@@ -182,6 +194,21 @@ func (c *capper) refs(field string, rs []ObjectRef) []ObjectRef {
 	out := make([]ObjectRef, len(rs))
 	for i, r := range rs {
 		out[i] = c.ref(field, r)
+	}
+	return out
+}
+
+// changes caps a Drift's list: its length, and each rule's path and grants as paths (a rule's
+// restrictions name parameters, so its grants can be as long as its path).
+func (c *capper) changes(field string, cs []RuleChange) []RuleChange {
+	if cs == nil {
+		return nil
+	}
+	cs = capList(c, field, cs)
+	out := make([]RuleChange, len(cs))
+	for i, r := range cs {
+		out[i] = RuleChange{Path: c.str(field+".path", r.Path, MaxPathBytes), Desired: c.str(field+".desired", r.Desired, MaxPathBytes),
+			Vault: c.str(field+".vault", r.Vault, MaxPathBytes)}
 	}
 	return out
 }

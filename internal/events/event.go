@@ -33,6 +33,13 @@ const (
 	// AuthMountUnreadable: the guard cannot read one Kubernetes auth mount's roles (its policy does
 	// not cover a nested mount, say); it goes on guarding the others.
 	AuthMountUnreadable = "guard.auth_mount_unreadable"
+	// PolicyDrifted: a policy the guard's desired state (--desired-policies, --terraform) defines
+	// differs from its desired body in its ACL rules (Drift says how); with --correct-drift the
+	// guard wrote the desired body back (Action "corrected").
+	PolicyDrifted = "policy.drifted"
+	// DesiredStateInvalid: the desired state's directory does not load (a syntax error, a policy
+	// Vault would refuse, a name defined twice); the guard keeps acting on the last one that did.
+	DesiredStateInvalid = "guard.desired_state_invalid"
 	AdmissionDenied     = "admission.denied"
 	AdmissionWarned     = "admission.warned"
 )
@@ -73,6 +80,11 @@ type Event struct {
 	RestoreLatencyMS float64 `json:"restoreLatencyMs,omitempty"`
 	// SnapshotFrom says where the restored body came from.
 	SnapshotFrom *Provenance `json:"snapshotFrom,omitempty"`
+	// Rule is which of the guard's rules decided what it did about a policy: RuleIaC,
+	// RuleAuthoritative or RuleSnapshot (docs/auditguard.md's decision table).
+	Rule string `json:"rule,omitempty"`
+	// Drift is, for policy.drifted, how the policy in Vault differs from its desired body.
+	Drift *Drift `json:"drift,omitempty"`
 	// Message is one human sentence.
 	Message string `json:"message"`
 	// Explain are the commands that walk the chain of the workloads the event is about (its
@@ -85,6 +97,38 @@ type Event struct {
 	// "blastRadius.workloads", ...): the event is incomplete there, the full text is in the
 	// component's own log of the decision, if anywhere.
 	Truncated []string `json:"truncated,omitempty"`
+}
+
+// The rules that decide what the guard does about a policy (Event.Rule).
+const (
+	// RuleIaC: the desired state defines the policy; its desired body is what Vault must hold.
+	RuleIaC = "iac"
+	// RuleAuthoritative: the desired state is complete (--desired-authoritative) and does not
+	// define the policy, so its delete was meant and is not undone.
+	RuleAuthoritative = "iac-authoritative"
+	// RuleSnapshot: the desired state says nothing about the policy; the guard's snapshot of it
+	// (the last body it read from Vault) is what it restores.
+	RuleSnapshot = "snapshot"
+)
+
+// Drift is how a policy in Vault differs from its desired body, compared as ACL rules (a rule is
+// its path and kind; what it grants is its capabilities and restrictions), so formatting,
+// comments and the order of rules are no drift.
+type Drift struct {
+	// Added are rules Vault's policy has and the desired body does not.
+	Added []RuleChange `json:"added,omitempty"`
+	// Removed are rules the desired body has and Vault's policy does not.
+	Removed []RuleChange `json:"removed,omitempty"`
+	// Changed are rules both have that grant differently.
+	Changed []RuleChange `json:"changed,omitempty"`
+}
+
+// RuleChange is one rule of a Drift: its path as written, and what it grants in the desired body
+// and in Vault ("read, list"; restrictions after a ";"), empty on the side that lacks it.
+type RuleChange struct {
+	Path    string `json:"path"`
+	Desired string `json:"desired,omitempty"`
+	Vault   string `json:"vault,omitempty"`
 }
 
 // Actor is the person or machine behind an audited request; only plain audit fields.
@@ -156,8 +200,12 @@ func (f NotifierFunc) Notify(ctx context.Context, e Event) error { return f(ctx,
 type Provenance struct {
 	// ReadAt is when the guard read this body from Vault.
 	ReadAt time.Time `json:"readAt"`
-	// Source is "startup", "resync" or "audit" (re-read after a write seen in the stream).
+	// Source is "startup", "resync" or "audit" (re-read after a write seen in the stream), or
+	// "iac" for a desired body (ReadAt is then when the desired state was loaded).
 	Source string `json:"source"`
+	// Origin is where a desired body is defined: the policy file, or the Terraform resource's
+	// address and file:line ("vault_policy.eso_order_service (infra/main.tf:12)").
+	Origin string `json:"origin,omitempty"`
 	// Writer is who wrote this version, when it was seen in the audit stream.
 	Writer *Actor `json:"writer,omitempty"`
 }

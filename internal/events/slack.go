@@ -206,6 +206,10 @@ func slackBlock(e Event) string {
 	if e.Actor != nil {
 		fmt.Fprintf(&b, "\n• *who:* %s", esc(clip(slackWho(e), slackPathRunes)))
 	}
+	if r := slackRule(e); r != "" {
+		fmt.Fprintf(&b, "\n• *decided by:* %s", esc(clip(r, slackPathRunes)))
+	}
+	b.WriteString(slackDrift(e))
 	b.WriteString(slackAffected(e))
 	if e.Error != "" {
 		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
@@ -265,6 +269,54 @@ func slackWho(e Event) string {
 		who += ", as Vault's audit entry names them"
 	}
 	return who
+}
+
+// slackRule says, unescaped, which of the guard's rules decided (Event.Rule) and from what: ""
+// for an event no rule decided.
+func slackRule(e Event) string {
+	origin := ""
+	if p := e.SnapshotFrom; p != nil && p.Origin != "" {
+		origin = " (" + p.Origin + ")"
+	}
+	switch e.Rule {
+	case RuleIaC:
+		return "the IaC's desired body" + origin
+	case RuleAuthoritative:
+		return "the IaC, which is authoritative (--desired-authoritative) and does not define the policy: its delete was meant"
+	case RuleSnapshot:
+		if p := e.SnapshotFrom; p != nil && !p.ReadAt.IsZero() {
+			return "the guard's snapshot, read from Vault at " + p.ReadAt.UTC().Format(time.RFC3339)
+		}
+		return "the guard's snapshot"
+	}
+	return e.Rule
+}
+
+// slackDrift is a block's bullet, escaped, of a drift's rule changes: "" without a drift.
+func slackDrift(e Event) string {
+	d := e.Drift
+	if d == nil {
+		return ""
+	}
+	var parts []string
+	for _, l := range []struct {
+		what string
+		cs   []RuleChange
+	}{{"added", d.Added}, {"removed", d.Removed}, {"changed", d.Changed}} {
+		for _, c := range l.cs {
+			p := l.what + " `" + clip(c.Path, slackNameRunes) + "`"
+			switch {
+			case c.Desired == "":
+				p += " (" + clip(c.Vault, slackNameRunes) + ")"
+			case c.Vault == "":
+				p += " (" + clip(c.Desired, slackNameRunes) + ")"
+			default:
+				p += " (" + clip(c.Desired, slackNameRunes) + " → " + clip(c.Vault, slackNameRunes) + ")"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return "\n• *drift:* " + esc(clipList(parts))
 }
 
 // slackAffected is a block's bullets, escaped, of the roles whose logins would have broken and of
@@ -349,7 +401,7 @@ func icon(t string) string {
 		return ":white_check_mark:"
 	case PolicyRestoreFailed, AuditDisabled, AuditGuardOnly, AuthMountDisabled, AuthMountMoved:
 		return ":rotating_light:"
-	case DanglingReference, AdmissionWarned, AuthMountUnreadable:
+	case DanglingReference, AdmissionWarned, AuthMountUnreadable, PolicyDrifted, DesiredStateInvalid:
 		return ":warning:"
 	case AdmissionDenied:
 		return ":no_entry:"
@@ -372,7 +424,17 @@ func nextStep(e Event) string {
 		}
 		return fmt.Sprintf("restore it by hand now (`vault policy write %s <file>`) — ESO syncs with these roles fail until then", policy)
 	case DanglingReference:
+		if e.Rule == RuleAuthoritative {
+			return fmt.Sprintf("remove policy `%s` from the roles (the IaC no longer defines it), or define it in the IaC again", policy)
+		}
 		return fmt.Sprintf("write policy `%s` or remove it from the roles", policy)
+	case PolicyDrifted:
+		if e.Action == "corrected" {
+			return fmt.Sprintf("nothing is broken: credchain wrote the IaC's body of `%s` back; change the policy in the IaC, not in Vault", policy)
+		}
+		return fmt.Sprintf("change `%s` in the IaC if the new rules are wanted, else write the IaC's body back (or run the guard with --correct-drift)", policy)
+	case DesiredStateInvalid:
+		return "fix the file and line the error names: until the directory loads, credchain acts on the last desired state that did"
 	case AuditDisabled:
 		return "find out who disabled it and re-enable it with its original options — first make sure a file audit device is enabled too: never leave credchain's socket as Vault's only audit device (a stalled socket then stalls Vault)"
 	case AuditGuardOnly:
