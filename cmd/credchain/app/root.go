@@ -73,6 +73,7 @@ func NewRootCommand(ctx context.Context, r Runners) *cobra.Command {
 	root.AddCommand(newAuditguardCommand(ctx, r.Auditguard, newLogger))
 	root.AddCommand(newCapabilitiesCommand(ctx, runCapabilities))
 	root.AddCommand(newCheckCommand(ctx, runCheck, os.Getenv))
+	root.AddCommand(newExplainCommand(ctx, runExplain, os.Getenv))
 	return root
 }
 

@@ -1,0 +1,3 @@
+path "registry-creds/data/order-service" {
+  capabilities = ["read"]
+}
