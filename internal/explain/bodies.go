@@ -2,8 +2,6 @@ package explain
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/check"
@@ -12,10 +10,9 @@ import (
 
 // Bodies are the last known policy bodies (and, from Terraform, role definitions) that a fix
 // writes back: the desired state as the team keeps it, in a directory of policy files
-// (--policies) or a Terraform configuration (--terraform). A directory's files are written back
-// byte for byte; a Terraform policy is written back from its parsed rules (LoadTerraform keeps
-// the rules, not the text), which is exact for rules of paths and capabilities and refused for
-// rules with parameter or wrapping restrictions, whose text could not be reproduced exactly.
+// (--policies) or a Terraform configuration (--terraform). Each body is the text Vault would be
+// sent (vaultacl.Policy.Text): a file as written, a Terraform policy as Terraform evaluates it
+// (a heredoc, file(), templatefile() with its variables).
 type Bodies struct {
 	policies map[string]Body
 	roles    map[chain.RoleRef]*check.Role
@@ -30,8 +27,6 @@ type Body struct {
 	// (vault_policy.eso)".
 	Source string
 	Policy *vaultacl.Policy
-	// Unusable, when set, is why the source defines the policy but its body cannot be used.
-	Unusable string
 }
 
 // LoadBodies reads the policy bodies of policiesDir and terraformDir, either of which may be
@@ -51,11 +46,7 @@ func LoadBodies(policiesDir, terraformDir string) (*Bodies, error) {
 			return nil, err
 		}
 		for name, p := range set {
-			text, err := os.ReadFile(p.File)
-			if err != nil {
-				return nil, fmt.Errorf("--policies: %w", err)
-			}
-			b.policies[name] = Body{Text: string(text), Source: "--policies " + p.File, Policy: p}
+			b.policies[name] = Body{Text: p.Text, Source: "--policies " + p.File, Policy: p}
 		}
 	}
 	return b, nil
@@ -71,12 +62,7 @@ func (b *Bodies) loadTerraform(dir string) error {
 		addr[name] = a
 	}
 	for name, p := range v.Policies {
-		src := fmt.Sprintf("--terraform %s (%s)", v.PolicySources[name], addr[name])
-		text, why := renderPolicy(p)
-		if why != "" {
-			why = fmt.Sprintf("%s defines it, but %s; apply it with terraform apply -target=%s", src, why, addr[name])
-		}
-		b.policies[name] = Body{Text: text, Source: src + ", its rules as parsed", Policy: p, Unusable: why}
+		b.policies[name] = Body{Text: p.Text, Source: fmt.Sprintf("--terraform %s (%s)", v.PolicySources[name], addr[name]), Policy: p}
 	}
 	for a, ref := range v.RoleAddresses {
 		if r := v.Roles[ref]; r != nil {
@@ -86,14 +72,13 @@ func (b *Bodies) loadTerraform(dir string) error {
 	return nil
 }
 
-// Policy returns name's last known body; ok is false when there is none to write (Unusable
-// may say why).
+// Policy returns name's last known body; ok is false when there is none.
 func (b *Bodies) Policy(name string) (Body, bool) {
 	if b == nil {
 		return Body{}, false
 	}
 	p, ok := b.policies[name]
-	return p, ok && p.Unusable == ""
+	return p, ok
 }
 
 // Role returns ref's last known definition and where it comes from.
@@ -102,25 +87,4 @@ func (b *Bodies) Role(ref chain.RoleRef) (*check.Role, string, bool) {
 		return nil, "", false
 	}
 	return b.roles[ref], b.roleSources[ref], true
-}
-
-// renderPolicy writes p's rules back as policy text, or says why it cannot exactly: the rules'
-// restrictions are kept as Vault parsed them, not as written.
-func renderPolicy(p *vaultacl.Policy) (string, string) {
-	var sb strings.Builder
-	for _, r := range p.Rules {
-		if len(r.Restrictions) > 0 || r.MinWrappingTTL > 0 || r.MaxWrappingTTL > 0 {
-			return "", fmt.Sprintf("its rule %q has restrictions that cannot be written back exactly", r.Written)
-		}
-		caps := []string{}
-		if r.Capabilities != 0 {
-			caps = r.Capabilities.Strings()
-		}
-		q := make([]string, len(caps))
-		for i, c := range caps {
-			q[i] = fmt.Sprintf("%q", c)
-		}
-		fmt.Fprintf(&sb, "path %q {\n  capabilities = [%s]\n}\n", r.Written, strings.Join(q, ", "))
-	}
-	return sb.String(), ""
 }

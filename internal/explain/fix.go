@@ -115,13 +115,8 @@ func (x *fixer) externalSecrets() []Object {
 func (x *fixer) policy(name string) {
 	b, ok := x.f.Bodies.Policy(name)
 	if !ok {
-		why := fmt.Sprintf("policy %s does not exist and no last known body is at hand", name)
-		if b.Unusable != "" {
-			why += " (" + b.Unusable + ")"
-		} else {
-			why += " (give --policies DIR or --terraform DIR)"
-		}
-		x.add(FixStep{Why: why + ": write it from your policy source, with the rules the requests below need", Command: "vault policy write " + name + " " + name + ".hcl"})
+		x.add(FixStep{Why: fmt.Sprintf("policy %s does not exist and no last known body is at hand (give --policies DIR or --terraform DIR): write it from your policy source, with the rules the requests above need", name),
+			Command: "vault policy write " + shellQuote(name) + " " + shellQuote(name+".hcl")})
 		return
 	}
 	x.restored[name] = b.Policy

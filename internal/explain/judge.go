@@ -291,7 +291,6 @@ func quoted(list []string) string {
 	return "[" + strings.Join(q, " ") + "]"
 }
 
-
 // registry is one registry of a pull secret's docker config, as RegistryChecker tried it.
 func (j *judge) registry(rr RegistryResult, depth int) {
 	d := &RegistryDetail{Registry: rr.Registry, URL: rr.URL, Username: rr.Username, Auth: rr.Auth, Status: rr.Status}
