@@ -22,7 +22,7 @@ func TestLoadBodies(t *testing.T) {
 		"a policy file, byte for byte": {policies: "../../cmd/credchain/app/testdata/explain/policies", name: "eso-order-service",
 			text: "path \"registry-creds/data/order-service\" {\n  capabilities = [\"read\"]\n}\n", source: "--policies ../../cmd/credchain/app/testdata/explain/policies/eso-order-service.hcl"},
 		"a Terraform heredoc, as Terraform evaluates it": {terraform: tf, name: "eso-order-service",
-			text: "path \"secret/data/order-service/*\" {\n  capabilities = [\"read\"]\n}\npath \"secret/metadata/order-service/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n",
+			text:   "path \"secret/data/order-service/*\" {\n  capabilities = [\"read\"]\n}\npath \"secret/metadata/order-service/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n",
 			source: "--terraform " + tf + "/main.tf:27 (vault_policy.eso_order_service)"},
 		"a Terraform templatefile(), its variables filled": {terraform: tf, name: "team-billing", text: "billing", source: "--terraform " + tf},
 		"a policy Vault would refuse":                      {policies: "../../cmd/credchain/app/testdata/check/bad/policies", err: "typo.hcl:2"},
