@@ -4,75 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/credchain/credchain/internal/explain/explaintest"
 )
-
-// fakeRegistry is a registry's /v2/ with one account: "basic" answers as distribution's
-// htpasswd auth does, "bearer" as a token-auth registry (a realm issuing a token for the
-// account, /v2/ accepting only that token), "open" needs no credential.
-type fakeRegistry struct {
-	*httptest.Server
-	user, pass, token string
-	mode              string
-	// sawCredential records every request that carried a credential, by path.
-	sawCredential []string
-}
-
-func newFakeRegistry(t *testing.T, mode string, tlsOn bool) *fakeRegistry {
-	t.Helper()
-	r := &fakeRegistry{user: "puller", pass: "pa55-w0rd-secret", token: "tok-3f9a-secret", mode: mode}
-	h := http.HandlerFunc(r.serve)
-	if tlsOn {
-		r.Server = httptest.NewTLSServer(h)
-	} else {
-		r.Server = httptest.NewServer(h)
-	}
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
-	if req.Header.Get("Authorization") != "" {
-		r.sawCredential = append(r.sawCredential, req.URL.Path)
-	}
-	user, pass, basic := req.BasicAuth()
-	switch {
-	case req.URL.Path == "/token" && r.mode == "bearer":
-		if !basic || user != r.user || pass != r.pass || req.URL.Query().Get("service") != "fake-registry" {
-			http.Error(w, `{"details":"incorrect username or password"}`, http.StatusUnauthorized)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"token": r.token})
-	case req.URL.Path != "/v2/":
-		http.NotFound(w, req)
-	case r.mode == "open":
-		_, _ = w.Write([]byte("{}"))
-	case r.mode == "basic" && basic && user == r.user && pass == r.pass:
-		_, _ = w.Write([]byte("{}"))
-	case r.mode == "bearer" && req.Header.Get("Authorization") == "Bearer "+r.token:
-		_, _ = w.Write([]byte("{}"))
-	case r.mode == "basic":
-		w.Header().Set("WWW-Authenticate", `Basic realm="registry"`)
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-	default:
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="fake-registry"`, r.URL))
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-	}
-}
-
-func (r *fakeRegistry) host() string { u, _ := url.Parse(r.URL); return u.Host }
-
-func (r *fakeRegistry) caPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate().Raw})
-}
 
 func dockerSecret(key, user, pass string, useAuthField bool) *corev1.Secret {
 	entry := map[string]string{"username": user, "password": pass}
@@ -97,44 +36,44 @@ func TestRegistryCheck(t *testing.T) {
 	tests := map[string]struct {
 		mode      string
 		tls       bool
-		key       func(r *fakeRegistry) string // the auths key
-		wrong     bool                         // the Secret's password is wrong
-		authField bool                         // the credential is in auths.*.auth
-		ca        bool                         // trust the registry's certificate (--registry-ca)
+		key       func(r *explaintest.FakeRegistry) string // the auths key
+		wrong     bool                                     // the Secret's password is wrong
+		authField bool                                     // the credential is in auths.*.auth
+		ca        bool                                     // trust the registry's certificate (--registry-ca)
 		insecure  bool
 		want      want
 	}{
-		"basic over TLS, the CA given": {mode: "basic", tls: true, ca: true, key: (*fakeRegistry).host, want: want{auth: "basic", status: 200}},
-		"basic, a wrong password":      {mode: "basic", tls: true, ca: true, key: (*fakeRegistry).host, wrong: true, want: want{auth: "basic", status: 401}},
-		"basic, the credential in auth": {mode: "basic", tls: true, ca: true, key: (*fakeRegistry).host, authField: true,
+		"basic over TLS, the CA given": {mode: "basic", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, want: want{auth: "basic", status: 200}},
+		"basic, a wrong password":      {mode: "basic", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, wrong: true, want: want{auth: "basic", status: 401}},
+		"basic, the credential in auth": {mode: "basic", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, authField: true,
 			want: want{auth: "basic", status: 200}},
-		"bearer token flow":                          {mode: "bearer", tls: true, ca: true, key: (*fakeRegistry).host, want: want{auth: "bearer", status: 200}},
-		"bearer, a wrong password":                   {mode: "bearer", tls: true, ca: true, key: (*fakeRegistry).host, wrong: true, want: want{auth: "bearer", status: 401}},
-		"no credential asked":                        {mode: "open", tls: true, ca: true, key: (*fakeRegistry).host, want: want{auth: "none", status: 200}},
-		"an unknown CA":                              {mode: "basic", tls: true, key: (*fakeRegistry).host, want: want{err: "certificate"}},
-		"--registry-insecure, TLS":                   {mode: "basic", tls: true, insecure: true, key: (*fakeRegistry).host, want: want{auth: "basic", status: 200}},
-		"plain HTTP, no scheme":                      {mode: "basic", key: (*fakeRegistry).host, want: want{err: "http: server gave HTTP response to HTTPS client"}},
-		"plain HTTP, --registry-insecure falls back": {mode: "basic", insecure: true, key: (*fakeRegistry).host, want: want{auth: "basic", status: 200}},
-		"plain HTTP, the key says http://": {mode: "bearer", key: func(r *fakeRegistry) string { return "http://" + r.host() },
+		"bearer token flow":                          {mode: "bearer", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, want: want{auth: "bearer", status: 200}},
+		"bearer, a wrong password":                   {mode: "bearer", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, wrong: true, want: want{auth: "bearer", status: 401}},
+		"no credential asked":                        {mode: "open", tls: true, ca: true, key: (*explaintest.FakeRegistry).Host, want: want{auth: "none", status: 200}},
+		"an unknown CA":                              {mode: "basic", tls: true, key: (*explaintest.FakeRegistry).Host, want: want{err: "certificate"}},
+		"--registry-insecure, TLS":                   {mode: "basic", tls: true, insecure: true, key: (*explaintest.FakeRegistry).Host, want: want{auth: "basic", status: 200}},
+		"plain HTTP, no scheme":                      {mode: "basic", key: (*explaintest.FakeRegistry).Host, want: want{err: "http: server gave HTTP response to HTTPS client"}},
+		"plain HTTP, --registry-insecure falls back": {mode: "basic", insecure: true, key: (*explaintest.FakeRegistry).Host, want: want{auth: "basic", status: 200}},
+		"plain HTTP, the key says http://": {mode: "bearer", key: func(r *explaintest.FakeRegistry) string { return "http://" + r.Host() },
 			want: want{auth: "bearer", status: 200}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			reg := newFakeRegistry(t, tc.mode, tc.tls)
+			reg := explaintest.NewRegistry(t, tc.mode, tc.tls)
 			var ca []byte
 			if tc.ca {
-				ca = reg.caPEM()
+				ca = reg.CAPEM()
 			}
 			rc, err := NewRegistryChecker(ca, tc.insecure)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pass := reg.pass
+			pass := reg.Password
 			if tc.wrong {
-				pass = "not-the-" + reg.pass
+				pass = "not-the-" + reg.Password
 			}
-			got := rc.CheckSecret(context.Background(), dockerSecret(tc.key(reg), reg.user, pass, tc.authField))
+			got := rc.CheckSecret(context.Background(), dockerSecret(tc.key(reg), reg.User, pass, tc.authField))
 			if len(got) != 1 {
 				t.Fatalf("results %+v", got)
 			}
@@ -153,17 +92,17 @@ func TestRegistryCheck(t *testing.T) {
 				Secrets:         []*SecretFacts{{Name: "s", Registries: got}}})
 			b, _ := json.Marshal(link)
 			printed := text(t, link) + string(b) + fmt.Sprintf("%+v", got)
-			for _, secret := range []string{reg.pass, pass, reg.token, base64.StdEncoding.EncodeToString([]byte(reg.user + ":" + pass))} {
+			for _, secret := range []string{reg.Password, pass, reg.Token, base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + pass))} {
 				if strings.Contains(printed, secret) {
 					t.Errorf("the report holds the credential %q:\n%s", secret, printed)
 				}
 			}
-			for _, p := range reg.sawCredential {
+			for _, p := range reg.SawCredential() {
 				if (tc.mode == "open" || tc.mode == "basic") && p != "/v2/" || tc.mode == "bearer" && p != "/token" && p != "/v2/" {
 					t.Errorf("a credential was sent to %s", p)
 				}
 			}
-			if tc.mode == "open" && len(reg.sawCredential) > 0 {
+			if tc.mode == "open" && len(reg.SawCredential()) > 0 {
 				t.Errorf("a credential was sent to a registry that asked for none")
 			}
 		})

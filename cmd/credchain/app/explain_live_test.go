@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/credchain/credchain/internal/chain"
@@ -116,6 +117,9 @@ func TestExplainLive(t *testing.T) {
 		t.Errorf("the healthy chain has a link not ok, or a fix:\n%s", out)
 	}
 	writeExample(t, "healthy.txt", out)
+	if out, errOut, code := x.run(t, false, "deployment/nope", "-n", "prod"); code != 2 || out != "" || !strings.Contains(errOut, "Deployment prod/nope: not found in the cluster at") {
+		t.Errorf("a target that does not exist: exit %d (want 2), stderr %q", code, errOut)
+	}
 
 	t.Run("policy deleted", func(t *testing.T) { x.policyDeleted(t, target) })
 	t.Run("binding changed", func(t *testing.T) { x.bindingChanged(t, target) })
@@ -246,6 +250,90 @@ func writeExample(t *testing.T, name, out string) {
 		return
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExplainRegistryCheck tries the pull secret's credential at real HTTP registries (TLS with
+// its CA given, plain HTTP with --registry-insecure; basic auth and the Bearer token flow): ok
+// with the synced credential, broken with a wrong one, and the credential never printed.
+func TestExplainRegistryCheck(t *testing.T) {
+	tlsReg := explaintest.NewRegistry(t, explaintest.ModeBasic, true)
+	plainReg := explaintest.NewRegistry(t, explaintest.ModeBearer, false)
+	x := startExplainLive(t, explaintest.Registry{Host: tlsReg.Host(), User: tlsReg.User, Password: tlsReg.Password})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, tlsReg.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := []string{"deployment/order-service", "-n", "prod", "--registry-check"}
+	secrets := []string{tlsReg.Password, plainReg.Password, plainReg.Token, "wrong-" + tlsReg.Password}
+	steps := []struct {
+		name   string
+		auths  map[string]string // registry host → password (the user is the registry's)
+		flags  []string
+		code   int
+		want   []string
+		reg    *explaintest.FakeRegistry
+		assert func(t *testing.T, out string)
+	}{
+		{name: "the synced credential, the registry's CA given", flags: []string{"--registry-ca", ca}, code: 0,
+			want: []string{"ok          registry " + tlsReg.Host() + ": GET https://" + tlsReg.Host() + "/v2/ with the credential of user puller (basic auth): 200, the registry accepts it"}},
+		{name: "without the CA: unknown, not broken", code: 0,
+			want: []string{"unknown     registry " + tlsReg.Host() + ": cannot be tried: GET https://" + tlsReg.Host() + "/v2/: tls: failed to verify certificate"}},
+		{name: "a wrong credential", auths: map[string]string{tlsReg.Host(): "wrong-" + tlsReg.Password}, flags: []string{"--registry-ca", ca, "-o", "json"}, code: 1,
+			assert: func(t *testing.T, out string) {
+				var r explain.Report
+				if err := json.Unmarshal([]byte(out), &r); err != nil {
+					t.Fatal(err)
+				}
+				if c := r.Links[r.Cause.Link]; c.Kind != explain.LinkRegistry || c.Registry.Status != 401 || c.Registry.Username != "puller" ||
+					r.Fix[len(r.Fix)-1].Command != "kubectl annotate externalsecret order-service-regcred -n prod force-sync=$(date +%s) --overwrite" {
+					t.Errorf("cause %+v, fix %+v", c, r.Fix)
+				}
+			}},
+		{name: "plain HTTP and the Bearer token flow, --registry-insecure", auths: map[string]string{plainReg.Host(): plainReg.Password},
+			flags: []string{"--registry-insecure"}, code: 0,
+			want: []string{"ok          registry " + plainReg.Host() + ": GET http://" + plainReg.Host() + "/v2/ with the credential of user puller (bearer auth): 200"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.auths != nil {
+				x.setAuths(t, st.auths)
+			}
+			out, errOut, code := x.run(t, false, append(target, st.flags...)...)
+			if code != st.code {
+				t.Errorf("exit %d, want %d", code, st.code)
+			}
+			wantLines(t, out, st.want...)
+			if st.assert != nil {
+				st.assert(t, out)
+			}
+			for _, s := range secrets {
+				if strings.Contains(out+errOut, s) {
+					t.Errorf("the output holds the credential %q", s)
+				}
+			}
+		})
+	}
+}
+
+// setAuths rewrites the pull secret's docker config: each registry host with user puller.
+func (x *explainLive) setAuths(t *testing.T, auths map[string]string) {
+	t.Helper()
+	entries := map[string]any{}
+	for host, pass := range auths {
+		entries[host] = map[string]string{"username": "puller", "password": pass}
+	}
+	b, err := json.Marshal(map[string]any{"auths": entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	if err := x.cluster.C.Get(t.Context(), types.NamespacedName{Namespace: "prod", Name: explaintest.PullSecret}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data[corev1.DockerConfigJsonKey] = b
+	if err := x.cluster.C.Update(t.Context(), &s); err != nil {
 		t.Fatal(err)
 	}
 }
