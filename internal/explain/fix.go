@@ -52,7 +52,13 @@ func (x *fixer) build() []FixStep {
 			if !policyStep[ancestor(x.r.Links, i, LinkRole)] {
 				x.grant(i)
 			}
+		case LinkRegistry:
+			x.add(FixStep{Why: fmt.Sprintf("%s refuses the credential of user %s that ESO synced: renew it at the registry, or put the valid one where the ExternalSecret reads it, then sync",
+				l.Name, cmpOr(l.Registry.Username, "(none)"))})
 		}
+	}
+	if x.f.Vault == nil && x.f.VaultNotChecked != "" && x.r.Links[x.r.Cause.Link].Kind == LinkExternalSecret {
+		x.add(FixStep{Why: "Vault was not checked (" + x.f.VaultNotChecked + "): run explain again with VAULT_ADDR and VAULT_TOKEN to find which Vault link fails"})
 	}
 	x.verify()
 	for _, es := range x.externalSecrets() {

@@ -206,6 +206,28 @@ func TestJudge(t *testing.T) {
 			states: []string{"ok Deployment prod/order-service", "ok Secret prod/regcred", "ok ExternalSecret prod/regcred", "ok SecretStore prod/vault-backend", "unknown Vault"},
 			state:  Unknown,
 		},
+		"Vault not checked, ESO's sync failing": {
+			change: func(_ *testing.T, f *Facts) {
+				f.Vault, f.VaultNotChecked = nil, "no Vault token"
+				f.ExternalSecrets["regcred"].ES.Status.Conditions[0].Status = "False"
+			},
+			cause: "ExternalSecret prod/regcred",
+			fix: []string{"# Vault was not checked (no Vault token): run explain again with VAULT_ADDR and VAULT_TOKEN to find which Vault link fails",
+				"kubectl annotate externalsecret regcred -n prod force-sync=$(date +%s) --overwrite"},
+			state: Broken,
+		},
+		"the registry refuses the synced credential": {
+			change: func(_ *testing.T, f *Facts) {
+				f.Secrets[0].Registries = []RegistryResult{{Registry: "registry.example:5000", URL: "https://registry.example:5000/v2/", Username: "puller", Auth: "basic", Status: 401}}
+			},
+			states: []string{"ok Deployment prod/order-service", "ok Secret prod/regcred", "broken registry registry.example:5000", "ok ExternalSecret prod/regcred",
+				"ok SecretStore prod/vault-backend", "ok Vault role kubernetes/eso", "ok policy default", "ok policy eso-order", "ok read auth/token/lookup-self",
+				"ok read secret/data/order-service/regcred"},
+			cause: "registry registry.example:5000",
+			fix: []string{"# registry registry.example:5000 refuses the credential of user puller that ESO synced: renew it at the registry, or put the valid one where the ExternalSecret reads it, then sync",
+				"kubectl annotate externalsecret regcred -n prod force-sync=$(date +%s) --overwrite"},
+			state: Broken,
+		},
 		"the Secret deleted": {
 			change: func(_ *testing.T, f *Facts) { f.Secrets[0].Secret, f.Secrets[0].FoundBy = nil, "spec.target.name" },
 			cause:  "Secret prod/regcred",

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,7 +296,7 @@ func TestExplainRegistryCheck(t *testing.T) {
 			flags: []string{"--registry-insecure"}, code: 0,
 			want: []string{"ok          registry " + plainReg.Host() + ": GET http://" + plainReg.Host() + "/v2/ with the credential of user puller (bearer auth): 200"}},
 	}
-	for _, st := range steps {
+	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			if st.auths != nil {
 				x.setAuths(t, st.auths)
@@ -308,6 +309,7 @@ func TestExplainRegistryCheck(t *testing.T) {
 			if st.assert != nil {
 				st.assert(t, out)
 			}
+			writeExample(t, fmt.Sprintf("registry-%d.txt", i), out)
 			for _, s := range secrets {
 				if strings.Contains(out+errOut, s) {
 					t.Errorf("the output holds the credential %q", s)
