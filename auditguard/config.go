@@ -97,6 +97,24 @@ type Config struct {
 	// KubernetesJWTFile is the service account token for the login.
 	// Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token.
 	KubernetesJWTFile string
+
+	// DesiredPolicies is a directory of the IaC's policies, one per .hcl or .json file named after
+	// the policy: the desired state (desired.go). A desired policy deleted is restored from its
+	// desired body, and a write that changes its rules is policy.drifted. Unset by default.
+	DesiredPolicies string
+	// Terraform is a Terraform root module whose vault_policy resources are desired policies too
+	// (read as `credchain check --terraform` reads them). Unset by default.
+	Terraform string
+	// DesiredPoll is how often the desired state's directories are fingerprinted, and reloaded when
+	// they changed (a git-sync or ConfigMap swap). Defaults to 10s.
+	DesiredPoll time.Duration
+	// DesiredAuthoritative declares the desired state complete: a policy it does not define is not
+	// restored when deleted, even when a role names it; the dangling reference is reported. Needs
+	// DesiredPolicies or Terraform. Off by default.
+	DesiredAuthoritative bool
+	// CorrectDrift writes a drifted desired policy's desired body back. Needs DesiredPolicies or
+	// Terraform. Off by default: drift is reported.
+	CorrectDrift bool
 }
 
 // SetDefaults fills zero fields with their documented defaults.
@@ -146,6 +164,9 @@ func (c *Config) SetDefaults() {
 	if c.FlapWindow == 0 {
 		c.FlapWindow = 10 * time.Minute
 	}
+	if c.DesiredPoll == 0 {
+		c.DesiredPoll = 10 * time.Second
+	}
 	c.Events.SetDefaults()
 	if c.KubernetesMount == "" {
 		c.KubernetesMount = "kubernetes"
@@ -156,11 +177,12 @@ func (c *Config) SetDefaults() {
 }
 
 // Validate reports every invalid field, joined: the audit sources, the guard's bounds and timings,
-// Vault's login, then the delivery of events, in that order.
+// Vault's login, the desired state, then the delivery of events, in that order.
 func (c *Config) Validate() error {
 	errs := c.validateSources()
 	errs = append(errs, c.validateProcessing()...)
 	errs = append(errs, c.validateVault()...)
+	errs = append(errs, c.validateDesired()...)
 	if err := c.Events.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -251,4 +273,24 @@ func (c *Config) validateVault() []error {
 		return []error{errors.New("--vault-token-file and --vault-k8s-role: give one")}
 	}
 	return nil
+}
+
+// validateDesired checks the desired state's flags. The directories are not required to exist: a
+// git-sync sidecar may not have cloned yet, and until they load the guard restores from snapshots
+// (reported as guard.desired_state_invalid).
+func (c *Config) validateDesired() []error {
+	var errs []error
+	if c.DesiredPoll <= 0 {
+		errs = append(errs, fmt.Errorf("--desired-poll %s: must be positive", c.DesiredPoll))
+	}
+	if c.DesiredPolicies != "" || c.Terraform != "" {
+		return errs
+	}
+	if c.DesiredAuthoritative {
+		errs = append(errs, errors.New("--desired-authoritative: needs the desired state, --desired-policies and/or --terraform"))
+	}
+	if c.CorrectDrift {
+		errs = append(errs, errors.New("--correct-drift: needs the desired state, --desired-policies and/or --terraform"))
+	}
+	return errs
 }

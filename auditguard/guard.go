@@ -31,6 +31,8 @@ type work struct {
 	checkpoint *fileCheckpoint
 	// remount is the next look at the auth mounts after a remount (workRemountCheck, mounts.go).
 	remount *pendingRemount
+	// desired is a reading of the desired state's directories (workDesired, desired.go).
+	desired *desiredLoad
 }
 
 // workKind says what a work item is.
@@ -42,6 +44,7 @@ const (
 	workDisableExpired                 // an audit-device disable's wait for its response ended
 	workCheckpoint                     // a file sink's offset to save
 	workRemountCheck                   // look at the auth mounts again after a remount
+	workDesired                        // the desired state's directories changed (desired.go)
 )
 
 // Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
@@ -102,6 +105,14 @@ type Guard struct {
 	auditDevices auditDeviceState
 	// pendingRemounts are the remounts whose effect is being waited for (mounts.go).
 	pendingRemounts map[*pendingRemount]bool
+
+	// desired is the desired state in force (desired.go): nil until one has loaded. desiredBad is
+	// the fingerprint of the content last found not to load, reported once.
+	desired    *Desired
+	desiredBad string
+	// drifted are the drifts reported and not corrected (drift.go), by the drifted body's hash, so
+	// reconcile reports each once.
+	drifted map[polKey]string
 }
 
 // Option configures a Guard.
@@ -122,6 +133,11 @@ type options struct {
 	flapWindow        time.Duration
 	activeNodeOnly    bool
 	now               func() time.Time
+
+	desired              DesiredSource
+	desiredPoll          time.Duration
+	desiredAuthoritative bool
+	correctDrift         bool
 }
 
 // WithQueueSize bounds the queue between the readers and processing. Defaults to 8192 entries;
@@ -176,6 +192,30 @@ func WithFlapDetection(n int, window time.Duration) Option {
 // keep their own timers (polls, rotation grace).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithDesiredState makes src the desired state (desired.go): its policies are restored from their
+// desired bodies and a write that changes their rules is reported as drift. The directories are
+// fingerprinted every poll (defaults to 10s) and reloaded when they change; a state that does
+// not load keeps the one in force. Off by default: the snapshot rules alone.
+func WithDesiredState(src DesiredSource, poll time.Duration) Option {
+	return func(o *options) {
+		o.desired = src
+		if poll > 0 {
+			o.desiredPoll = poll
+		}
+	}
+}
+
+// WithDesiredAuthoritative declares the desired state complete: a policy it does not define is
+// not restored when deleted, even when a role names it; the role's reference is reported
+// instead. Off by default.
+func WithDesiredAuthoritative(on bool) Option {
+	return func(o *options) { o.desiredAuthoritative = on }
+}
+
+// WithCorrectDrift writes a drifted desired policy's desired body back. Off by default: drift is
+// reported only.
+func WithCorrectDrift(on bool) Option { return func(o *options) { o.correctDrift = on } }
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -186,7 +226,7 @@ func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 func NewGuard(v VaultAPI, store *Store, n events.Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
 		maxLine: DefaultMaxLine, maxConnections: DefaultMaxConnections, lineBufferBytes: DefaultLineBufferBytes, queueBytes: DefaultQueueBytes,
-		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now}
+		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now, desiredPoll: 10 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -196,7 +236,8 @@ func NewGuard(v VaultAPI, store *Store, n events.Notifier, m *Metrics, log logr.
 	return &Guard{vault: v, store: store, index: NewIndex(), notify: n, log: log, metrics: m, opts: o,
 		queue: make(chan work, o.queueSize), queueBytes: newByteBudget(o.queueBytes, m.QueueBytes),
 		lineBudget: newByteBudget(o.lineBufferBytes, m.LineBufferBytes), connSlots: newByteBudget(int64(o.maxConnections), nil), seen: newRecent(4096), namespaces: map[string]bool{"": true}, dangling: map[polKey]bool{},
-		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey][]time.Time{}}
+		pendingDisables: map[string]*Entry{}, withheld: map[polKey]string{}, deletes: map[polKey][]time.Time{}, ownWrites: map[polKey][]time.Time{},
+		drifted: map[polKey]string{}}
 }
 
 // SetBlast enables blast-radius computation for events.
@@ -274,10 +315,12 @@ func (g *Guard) LineNotEntry() {
 // LineTooLong is the sinks' callback for lines over the limit.
 func (g *Guard) LineTooLong() { g.metrics.LinesDropped.WithLabelValues("too_long").Inc() }
 
-// Run loads the index and snapshots, reconciles, then processes the queue until ctx ends.
+// Run loads the desired state (when given), the index and snapshots, reconciles, then processes
+// the queue until ctx ends.
 // Startup failures (Vault unreachable) are retried with backoff rather than fatal: the sinks keep
 // accepting lines meanwhile so Vault is never blocked by the guard.
 func (g *Guard) Run(ctx context.Context) error {
+	defer g.startDesired(ctx)()
 	for backoff := time.Second; ; backoff = min(backoff*2, 30*time.Second) {
 		err := g.resync(ctx, "startup")
 		if err == nil {
@@ -342,6 +385,8 @@ func (g *Guard) process(ctx context.Context, q work) {
 		g.checkAuditDevices(ctx)
 	case workRemountCheck:
 		g.remountCheck(ctx, q.remount)
+	case workDesired:
+		g.applyDesired(ctx, *q.desired, true)
 	default:
 		g.processLine(ctx, q)
 	}

@@ -34,6 +34,14 @@ type Metrics struct {
 	// ConnectionsRefused counts socket connections closed at once for --max-connections.
 	ConnectionsRefused prometheus.Counter
 	BlastReady         prometheus.Gauge
+	// DesiredValid is 1 while the desired state's directories load, 0 while they do not (the
+	// guard acts on the last state that did, if any), -1 without a desired state; DesiredErrors
+	// counts the contents that did not load, DesiredPolicies the policies in force; Drifts the
+	// drifts found, by what became of them. All set by the processing goroutine.
+	DesiredValid    prometheus.Gauge
+	DesiredErrors   prometheus.Counter
+	DesiredPolicies prometheus.Gauge
+	Drifts          *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics, registered with reg when non-nil.
@@ -70,6 +78,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Audit socket connections closed at once because --max-connections were open."}),
 		BlastReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_blast_radius_ready",
 			Help: "1 once the Kubernetes caches behind events' blast radius have synced; 0 before, and always without --blast-radius."}),
+		DesiredValid: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_desired_state_valid",
+			Help: "1 while the desired state (--desired-policies, --terraform) loads; 0 while it does not, and the guard acts on the last one that did (if any); -1 without one."}),
+		DesiredErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "credchain_auditguard_desired_state_errors_total",
+			Help: "Contents of the desired state's directories that did not load (each reported once as guard.desired_state_invalid)."}),
+		DesiredPolicies: prometheus.NewGauge(prometheus.GaugeOpts{Name: "credchain_auditguard_desired_policies", Help: "Policies in the desired state in force."}),
+		Drifts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credchain_auditguard_drifts_total",
+			Help: "Desired policies found granting otherwise than their desired body (policy.drifted), by action: reported, corrected (--correct-drift), failed (the correction's write failed)."}, []string{"action"}),
+	}
+	m.DesiredValid.Set(-1)
+	for _, a := range []string{"reported", "corrected", "failed"} {
+		m.Drifts.WithLabelValues(a)
 	}
 	// Every labelled series exists from the start at 0: Prometheus' increase() does not count a
 	// series' first appearance, so a lazily created {result="failed"} would hide the first failure.
@@ -85,7 +104,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.AuditSocketOnly)
 		reg.MustRegister(m.LinesRead, m.LinesRelevant, m.LinesDropped, m.DecodeErrors, m.LinesUnparsable, m.Duplicates, m.QueueDepth, m.QueueBytes, m.LineBufferBytes, m.Restores, m.Withheld, m.UnreadableMounts,
-			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Standby, m.Events, m.Connections, m.ConnectionsRefused, m.BlastReady)
+			m.RestoreLatency, m.IndexRoles, m.IndexPolicies, m.LastResync, m.Reconciles, m.Standby, m.Events, m.Connections, m.ConnectionsRefused, m.BlastReady,
+			m.DesiredValid, m.DesiredErrors, m.DesiredPolicies, m.Drifts)
 	}
 	return m
 }

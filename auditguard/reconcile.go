@@ -48,8 +48,9 @@ func (g *Guard) onRoleChanged(ctx context.Context, ns, ref, op string) {
 		if p == "default" || slices.Contains(existing, p) {
 			continue
 		}
-		if _, err := g.store.GetSnapshot(ns, p); err == nil {
-			// Deleted earlier while unreferenced; the new reference makes it worth restoring.
+		if _, err := g.store.GetSnapshot(ns, p); err == nil || g.desiredPolicy(ns, p) != nil || g.authoritative(ns) {
+			// Deleted earlier while unreferenced; the new reference makes it worth restoring
+			// (or reporting, when the desired state is authoritative and lacks it).
 			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), g.opts.now(), nil)
 			continue
 		}
@@ -109,30 +110,45 @@ func (g *Guard) ownWrite(k polKey) bool {
 	return own
 }
 
+// markOwnWrite records a policy write of the guard's own, whose audit entry ownWrite then skips.
+func (g *Guard) markOwnWrite(k polKey) { g.ownWrites[k] = append(g.ownWrites[k], g.opts.now()) }
+
 // onPolicyWritten handles a logged create/update: the new body is read back into the snapshot.
 // When that read does not find the policy (deleted again before the guard got to it) or fails, the
 // snapshot is older than the write Vault logged, and restoring it could revert that write (an
 // admin's hardening, undone by anyone with delete rights): it is held (HoldSuperseded). The
-// guard's own restore write is not read back: its body is the snapshot's.
+// guard's own writes (restores, drift corrections) are not read back: their bodies are known, and
+// a correction read back as someone's write would be the guard fighting itself. A desired policy's
+// body is compared with its desired body (drift.go), against the newest desired state.
 func (g *Guard) onPolicyWritten(ctx context.Context, ns, name string, e *Entry) {
 	if g.ownWrite(polKey{ns, name}) {
 		return
 	}
-	if !g.snapshot(ctx, ns, name, "audit", e) {
+	body, found := g.snapshot(ctx, ns, name, "audit", e)
+	if !found {
 		g.hold(ns, name, Hold{Reason: HoldSuperseded, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
+		return
+	}
+	if g.desiredPolicy(ns, name) == nil {
+		return
+	}
+	g.refreshDesired(ctx)
+	if dp := g.desiredPolicy(ns, name); dp != nil {
+		g.checkDrift(ctx, ns, dp, body, e)
 	}
 }
 
 // snapshot re-reads one policy and stores its body (clearing a hold: the policy exists). e is the
-// write's audit entry, nil for a resync. It reports whether the read found the policy.
-func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry) bool {
+// write's audit entry, nil for a resync. It returns the body and whether the read found the
+// policy.
+func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry) (string, bool) {
 	body, found, err := g.vault.ReadPolicy(ctx, ns, name)
 	if err != nil {
 		g.log.Error(err, "re-reading policy after a write", "policy", name)
-		return false
+		return "", false
 	}
 	if !found {
-		return false
+		return "", false
 	}
 	var writer *events.Actor
 	if e != nil {
@@ -142,7 +158,7 @@ func (g *Guard) snapshot(ctx context.Context, ns, name, source string, e *Entry)
 		Meta: events.Provenance{ReadAt: g.opts.now().UTC(), Source: source, Writer: writer}}); err != nil {
 		g.log.Error(err, "storing policy snapshot", "policy", name)
 	}
-	return true
+	return body, true
 }
 
 // hold puts a hold on a policy's snapshot (logged; without a snapshot there is nothing to hold).
@@ -266,8 +282,9 @@ func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
 	}
 }
 
-// reconcile restores every referenced policy missing from Vault: deletes made while the guard was
-// down, while the audit device was off, or whose entries were dropped.
+// reconcile repairs what the stream missed — deletes made while the guard was down, while the
+// audit device was off, or whose entries were dropped: every desired policy missing from Vault or
+// drifted (reconcileDesired), then every referenced policy missing from Vault, by restore's rules.
 func (g *Guard) reconcile(ctx context.Context) {
 	defer g.metrics.Reconciles.Inc()
 	if g.standbyNode(ctx) {
@@ -279,11 +296,37 @@ func (g *Guard) reconcile(ctx context.Context) {
 			g.log.Error(err, "reconcile: listing policies")
 			continue
 		}
+		g.reconcileDesired(ctx, ns, existing)
 		for _, p := range g.index.Referenced(ns) {
-			if p == "default" || slices.Contains(existing, p) {
+			if p == "default" || slices.Contains(existing, p) || g.desiredPolicy(ns, p) != nil {
 				continue
 			}
 			g.restore(ctx, ns, p, g.index.RolesFor(ns, p), g.opts.now(), nil)
+		}
+	}
+}
+
+// reconcileDesired restores the desired policies of ns missing from existing and reads the others
+// back to compare them with their desired bodies: one read per desired policy per pass, because
+// a dropped write entry leaves the snapshot as stale as the index.
+func (g *Guard) reconcileDesired(ctx context.Context, ns string, existing []string) {
+	if ns != "" || g.desired == nil {
+		return // the desired state is the guard's own namespace's (desired.go)
+	}
+	for _, name := range slices.Sorted(maps.Keys(g.desired.Policies)) {
+		dp := g.desired.Policies[name]
+		if !slices.Contains(existing, name) {
+			g.restore(ctx, ns, name, g.index.RolesFor(ns, name), g.opts.now(), nil)
+			continue
+		}
+		body, found, err := g.vault.ReadPolicy(ctx, ns, name)
+		switch {
+		case err != nil:
+			g.log.Error(err, "reconcile: reading a desired policy", "policy", name)
+		case !found:
+			g.restore(ctx, ns, name, g.index.RolesFor(ns, name), g.opts.now(), nil)
+		default:
+			g.checkDrift(ctx, ns, dp, body, nil)
 		}
 	}
 }

@@ -4,17 +4,18 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/credchain/credchain/internal/events"
 )
 
-// What happens when a policy is deleted: restore it from its snapshot when a role references it,
-// record it otherwise, and report what cannot be restored.
+// What happens when a policy is deleted: restore it when the desired state defines it or a role
+// references it (restore's rules), record it otherwise, and report what cannot be restored.
 
 func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, arrived time.Time) {
 	roles := g.index.RolesFor(ns, name)
-	if len(roles) > 0 {
+	if len(roles) > 0 || g.desiredPolicy(ns, name) != nil {
 		g.restore(ctx, ns, name, roles, arrived, e)
 		return
 	}
@@ -31,9 +32,29 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 		Message: fmt.Sprintf("policy %q was deleted by %s; %s, so credchain left it deleted", name, actor, g.referenceScope(ns))})
 }
 
-// restore writes the last snapshot back. e is the delete's audit entry, nil when reconcile or a
-// role write found the policy missing. The actor's details are looked up only after the write: the
-// ESO login can't wait.
+// restore brings back a policy found missing that the desired state defines or a role references.
+// e is the delete's audit entry, nil when reconcile or a role write found the policy missing. The
+// first rule that applies decides (docs/auditguard.md's decision table; the event's rule):
+//   - iac: the desired state defines the policy: its desired body is written, whether or not a
+//     role references it, whatever the snapshot says (restoreDesired);
+//   - iac-authoritative: with --desired-authoritative the desired state is complete, so a policy
+//     it does not define was meant to go: nothing is written, and the roles still naming it are
+//     reported (intendedDelete);
+//   - snapshot: the last body the guard read, unless it is held (restoreSnapshot).
+func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
+	if dp := g.desiredPolicy(ns, name); dp != nil {
+		g.restoreDesired(ctx, ns, dp, roles, arrived, e)
+		return
+	}
+	if g.authoritative(ns) {
+		g.intendedDelete(ctx, ns, name, roles, e)
+		return
+	}
+	g.restoreSnapshot(ctx, ns, name, roles, arrived, e)
+}
+
+// restoreSnapshot writes the last snapshot back. The actor's details are looked up only after the
+// write: the ESO login can't wait.
 //
 // An audit line is a hint, never the truth (it may be forged — the socket is unauthenticated — or
 // the policy written again while the entry was queued: `vault policy delete p && vault policy write
@@ -43,7 +64,7 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 // compare-and-set for policies, so a re-creation between that read and the write is still
 // overwritten; the re-creation's own entry, processed next, then snapshots what the writer sees.
 // A held snapshot (Hold) is never written.
-func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
+func (g *Guard) restoreSnapshot(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
 	snap, err := g.store.GetSnapshot(ns, name)
 	if err != nil {
 		var actor *events.Actor
@@ -57,11 +78,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 		g.withhold(ctx, ns, name, roles, snap, e)
 		return
 	}
-	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
-		g.restoreFailed(ctx, ns, name, roles, e, fmt.Errorf("checking the policy is missing before restoring it: %w", err))
-		return
-	} else if found {
-		g.recreated(ctx, ns, name, roles, e)
+	if !g.confirmMissing(ctx, ns, name, roles, e) {
 		return
 	}
 	if e != nil && g.flapping(ns, name, e) {
@@ -70,13 +87,70 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 			return
 		}
 	}
-	werr := g.vault.WritePolicy(ctx, ns, name, snap.Body)
+	g.writeBack(ctx, ns, name, roles, arrived, e, restoreFrom{body: snap.Body, meta: snap.Meta, rule: events.RuleSnapshot,
+		what: "its snapshot of " + snap.Meta.ReadAt.UTC().Format(time.RFC3339)})
+}
+
+// restoreDesired writes a desired policy's desired body back: the IaC says it exists, so neither a
+// hold on its snapshot (superseded, tombstoned: holds on the snapshot's body, not this one) nor
+// the roles matter — except flapping, which stops the guard fighting whatever keeps deleting it.
+// The read before the write is restoreSnapshot's.
+func (g *Guard) restoreDesired(ctx context.Context, ns string, dp *DesiredPolicy, roles []events.RoleRef, arrived time.Time, e *Entry) {
+	name := dp.Name
+	if snap, err := g.store.GetSnapshot(ns, name); err == nil && snap.Hold != nil && snap.Hold.Reason == HoldFlapping {
+		g.withhold(ctx, ns, name, roles, snap, e)
+		return
+	}
+	if !g.confirmMissing(ctx, ns, name, roles, e) {
+		return
+	}
+	if e != nil && g.flapping(ns, name, e) {
+		if snap, err := g.store.GetSnapshot(ns, name); err == nil && snap.Hold != nil {
+			g.withhold(ctx, ns, name, roles, snap, e)
+			return
+		}
+	}
+	g.writeBack(ctx, ns, name, roles, arrived, e, restoreFrom{body: dp.Body, meta: g.desiredProvenance(dp), rule: events.RuleIaC,
+		what: "its desired body"})
+}
+
+// confirmMissing reads the policy before it is restored (an audit line is a hint): false when the
+// read fails (reported as a failed restore) or finds it (recreated).
+func (g *Guard) confirmMissing(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) bool {
+	if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err != nil {
+		g.restoreFailed(ctx, ns, name, roles, e, fmt.Errorf("checking the policy is missing before restoring it: %w", err))
+		return false
+	} else if found {
+		g.recreated(ctx, ns, name, roles, e)
+		return false
+	}
+	return true
+}
+
+// restoreFrom is the body a restore writes and what it is, for the event: where it came from, the
+// rule that chose it, and its name in the message.
+type restoreFrom struct {
+	body string
+	meta events.Provenance
+	rule string
+	what string
+}
+
+// writeBack writes a restore's body and reports it (or its failure). A desired body becomes the
+// snapshot too: the guard's own write is not read back.
+func (g *Guard) writeBack(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry, from restoreFrom) {
+	werr := g.vault.WritePolicy(ctx, ns, name, from.body)
 	latency := g.opts.now().Sub(arrived)
 	if werr != nil {
 		g.restoreFailed(ctx, ns, name, roles, e, werr)
 		return
 	}
-	g.ownWrites[polKey{ns, name}] = append(g.ownWrites[polKey{ns, name}], g.opts.now())
+	g.markOwnWrite(polKey{ns, name})
+	if from.rule == events.RuleIaC {
+		if err := g.store.PutSnapshot(Snapshot{Namespace: ns, Name: name, Body: from.body, Meta: from.meta}); err != nil {
+			g.log.Error(err, "storing policy snapshot", "policy", name)
+		}
+	}
 	var actor *events.Actor
 	if e != nil {
 		actor = g.actor(ctx, e)
@@ -84,11 +158,50 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 	g.metrics.Restores.WithLabelValues("ok").Inc()
 	g.metrics.RestoreLatency.Observe(latency.Seconds())
 	delete(g.dangling, polKey{ns, name})
-	meta := snap.Meta
+	meta := from.meta
 	g.emit(ctx, events.Event{Type: events.PolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
-		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta,
-		Message: fmt.Sprintf("policy %q was deleted by %s while still referenced by %s; credchain restored it from its snapshot of %s in %s",
-			name, whoDeleted(actor), rolesString(roles), meta.ReadAt.UTC().Format(time.RFC3339), latency.Round(time.Microsecond))})
+		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta, Rule: from.rule,
+		Message: fmt.Sprintf("policy %q was deleted by %s while %s; credchain restored it from %s in %s",
+			name, whoDeleted(actor), g.guardedBecause(ns, name, roles), from.what, latency.Round(time.Microsecond))})
+}
+
+// guardedBecause says why the guard keeps a policy: the desired state defines it, roles still
+// reference it, or both.
+func (g *Guard) guardedBecause(ns, name string, roles []events.RoleRef) string {
+	var why []string
+	if dp := g.desiredPolicy(ns, name); dp != nil {
+		why = append(why, "defined by the IaC ("+dp.Origin+")")
+	}
+	if len(roles) > 0 {
+		why = append(why, "still referenced by "+rolesString(roles))
+	}
+	if len(why) == 0 {
+		return "referenced by no Kubernetes auth role"
+	}
+	return strings.Join(why, " and ")
+}
+
+// intendedDelete handles a policy missing that roles reference but an authoritative desired state
+// does not define: the delete was meant (an IaC run that removed the policy before the role that
+// names it, or a cleanup the IaC already made), so it is not undone; the roles' dangling reference
+// is reported, once until the state changes. A delete entry is confirmed by a read first.
+func (g *Guard) intendedDelete(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) {
+	k := polKey{ns, name}
+	var actor *events.Actor
+	if e != nil {
+		if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err == nil && found {
+			g.recreated(ctx, ns, name, roles, e)
+			return
+		}
+		actor = g.actor(ctx, e)
+	} else if g.dangling[k] {
+		return
+	}
+	g.dangling[k] = true
+	g.emit(ctx, events.Event{Type: events.DanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none",
+		Rule: events.RuleAuthoritative,
+		Message: fmt.Sprintf("policy %q was deleted by %s; the desired state (%s) is authoritative and does not define it, so the delete was meant and credchain left it deleted, but %s still reference it and get nothing from it: remove it from the roles, or define it in the IaC again",
+			name, whoDeleted(actor), g.opts.desired, rolesString(roles))})
 }
 
 func whoDeleted(a *events.Actor) string {
@@ -105,9 +218,9 @@ func (g *Guard) restoreFailed(ctx context.Context, ns, name string, roles []even
 	}
 	g.metrics.Restores.WithLabelValues("failed").Inc()
 	g.emit(ctx, events.Event{Type: events.PolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
-		Action: "none", Error: err.Error(),
-		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
-			name, rolesString(roles), whoDeleted(actor), err, name)})
+		Action: "none", Error: err.Error(), Rule: g.ruleFor(ns, name),
+		Message: fmt.Sprintf("policy %q, %s, was deleted by %s and could NOT be restored: %v; restore it by hand now (vault policy write %s) or ESO logins with these roles will fail",
+			name, g.guardedBecause(ns, name, roles), whoDeleted(actor), err, name)})
 }
 
 // flapping records a confirmed delete of a referenced policy and reports whether it is the
@@ -162,8 +275,9 @@ func (g *Guard) withhold(ctx context.Context, ns, name string, roles []events.Ro
 		g.metrics.Restores.WithLabelValues("failed").Inc()
 		g.metrics.Withheld.WithLabelValues(string(h.Reason)).Inc()
 		g.emit(ctx, events.Event{Type: events.PolicyRestoreFailed, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Reason: string(h.Reason),
-			Message: fmt.Sprintf("policy %q, referenced by %s, was deleted %d times within %s (last by %s at %s): something keeps deleting it, so credchain stopped restoring it rather than fight it; find what deletes it (an IaC run, a reconciler), then write the policy again (vault policy write %s), which resumes guarding",
-				name, rolesString(roles), h.Deletes, g.opts.flapWindow, h.Actor, at, name)})
+			Rule: g.ruleFor(ns, name),
+			Message: fmt.Sprintf("policy %q, %s, was deleted %d times within %s (last by %s at %s): something keeps deleting it, so credchain stopped restoring it rather than fight it; find what deletes it (an IaC run, a reconciler), then write the policy again (vault policy write %s), which resumes guarding",
+				name, g.guardedBecause(ns, name, roles), h.Deletes, g.opts.flapWindow, h.Actor, at, name)})
 	}
 }
 
@@ -179,8 +293,8 @@ func (g *Guard) recreated(ctx context.Context, ns, name string, roles []events.R
 	}
 	actor := g.actor(ctx, e)
 	g.emit(ctx, events.Event{Type: events.PolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "recorded",
-		Message: fmt.Sprintf("policy %q, referenced by %s, was deleted by %s and has been written again since; credchain left the new version in place instead of restoring its snapshot",
-			name, rolesString(roles), actor)})
+		Message: fmt.Sprintf("policy %q, %s, was deleted by %s and has been written again since; credchain left the new version in place instead of restoring it",
+			name, g.guardedBecause(ns, name, roles), actor)})
 }
 
 func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []events.RoleRef, actor *events.Actor, cause error) {
@@ -192,4 +306,15 @@ func (g *Guard) danglingEvent(ctx context.Context, ns, name string, roles []even
 	msg := fmt.Sprintf("policy %q is referenced by %s but does not exist, and credchain has no snapshot of it to restore (%v); logins with these roles get no access from it: write the policy or remove the reference",
 		name, rolesString(roles), cause)
 	g.emit(ctx, events.Event{Type: events.DanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none", Message: msg})
+}
+
+// ruleFor is the rule restore applies to a policy of ns (for events about restores that failed).
+func (g *Guard) ruleFor(ns, name string) string {
+	switch {
+	case g.desiredPolicy(ns, name) != nil:
+		return events.RuleIaC
+	case g.authoritative(ns):
+		return events.RuleAuthoritative
+	}
+	return events.RuleSnapshot
 }

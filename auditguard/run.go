@@ -65,7 +65,8 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 	}
 	serveHTTP(ctx, &wg, cfg, g, reg, fail)
 	log.Info("starting audit guard", "vault", client.Address(), "listen", cfg.Listen, "auditFiles", cfg.AuditFiles,
-		"stateDir", cfg.StateDir, "resyncInterval", cfg.ResyncInterval.String(), "reconcileInterval", cfg.ReconcileInterval.String())
+		"stateDir", cfg.StateDir, "resyncInterval", cfg.ResyncInterval.String(), "reconcileInterval", cfg.ReconcileInterval.String(),
+		"desiredPolicies", cfg.DesiredPolicies, "terraform", cfg.Terraform, "desiredAuthoritative", cfg.DesiredAuthoritative, "correctDrift", cfg.CorrectDrift)
 	err = g.Run(ctx)
 	cancel()
 	wg.Wait()
@@ -121,6 +122,8 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 		WithMaxLine(cfg.MaxLine), WithMaxConnections(cfg.MaxConnections), WithLineBufferBytes(cfg.LineBufferBytes),
 		WithQueueBytes(cfg.QueueBytes), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow),
 		WithVaultAddr(vaultAddr), WithCluster(cfg.Events.NATS.Cluster), WithActiveNodeOnly(cfg.VaultLocalNode),
+		WithDesiredState(DesiredSource{PoliciesDir: cfg.DesiredPolicies, TerraformDir: cfg.Terraform}, cfg.DesiredPoll),
+		WithDesiredAuthoritative(cfg.DesiredAuthoritative), WithCorrectDrift(cfg.CorrectDrift),
 	}
 }
 

@@ -60,6 +60,11 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig path or in-cluster, for --blast-radius (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	f.Var(kubeShorthand{&cfg}, "kube", "--blast-radius with --kubeconfig=VALUE")
 	_ = f.MarkDeprecated("kube", "use --blast-radius and --kubeconfig (the webhook's flag)")
+	f.StringVar(&cfg.DesiredPolicies, "desired-policies", "", "directory of the IaC's policies (NAME.hcl, NAME.json): restored from their desired body when deleted, drift reported")
+	f.StringVar(&cfg.Terraform, "terraform", "", "Terraform root module whose vault_policy resources are desired policies too")
+	f.DurationVar(&cfg.DesiredPoll, "desired-poll", cfg.DesiredPoll, "how often the desired state's directories are checked for changes")
+	f.BoolVar(&cfg.DesiredAuthoritative, "desired-authoritative", false, "the desired state is complete: a deleted policy it does not define stays deleted even when a role names it (the reference is reported)")
+	f.BoolVar(&cfg.CorrectDrift, "correct-drift", false, "write a drifted desired policy's desired body back")
 	addDeliveryFlags(f, &cfg.Events)
 	return cmd
 }

@@ -52,6 +52,27 @@ func TestAuditguardCommand(t *testing.T) {
 			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--event-outbox-max-bytes", "1000", "--event-max-attempts", "-1"},
 			wantErr: "event max attempts: must not be negative\nevent max pending bytes 1000: must be at least 262144, the largest event",
 		},
+		// The desired state (issue 15 item 1).
+		"desired state off by default": {args: []string{"--listen", "tcp://127.0.0.1:9090"}, want: func(t *testing.T, c auditguard.Config) {
+			if c.DesiredPolicies != "" || c.Terraform != "" || c.DesiredAuthoritative || c.CorrectDrift || c.DesiredPoll != 10*time.Second {
+				t.Errorf("desired %q, terraform %q, authoritative %v, correct drift %v, poll %s", c.DesiredPolicies, c.Terraform,
+					c.DesiredAuthoritative, c.CorrectDrift, c.DesiredPoll)
+			}
+		}},
+		"desired state from both inputs": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--desired-policies", "/iac/policies", "--terraform", "/iac/terraform",
+				"--desired-poll", "30s", "--desired-authoritative", "--correct-drift"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.DesiredPolicies != "/iac/policies" || c.Terraform != "/iac/terraform" || !c.DesiredAuthoritative || !c.CorrectDrift || c.DesiredPoll != 30*time.Second {
+					t.Errorf("desired %q, terraform %q, authoritative %v, correct drift %v, poll %s", c.DesiredPolicies, c.Terraform,
+						c.DesiredAuthoritative, c.CorrectDrift, c.DesiredPoll)
+				}
+			},
+		},
+		"authoritative and drift correction without a desired state are refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--desired-authoritative", "--correct-drift", "--desired-poll", "0"},
+			wantErr: "--desired-poll 0s: must be positive\n--desired-authoritative: needs the desired state, --desired-policies and/or --terraform\n--correct-drift: needs the desired state, --desired-policies and/or --terraform",
+		},
 		// Defaults once, before flags (issue 12 item 1): a zero on the command line is the
 		// operator's value, checked, never silently replaced by the default.
 		"zero given on the command line is kept and refused": {
