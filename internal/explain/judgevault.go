@@ -193,6 +193,8 @@ func (j *judge) policy(name string, ref chain.RoleRef, reqs []check.Request, dep
 	switch {
 	case exists && len(d.Decides) > 0:
 		l.Evidence = "exists; its rules decide " + strings.Join(d.Decides, ", ")
+	case exists && !slices.ContainsFunc(reqs, func(r check.Request) bool { return r.Kind != chain.RequestLogin && r.Verdict != check.Skipped }):
+		l.Evidence = "exists; not evaluated, the login fails first"
 	case exists:
 		l.Evidence = "exists; decides none of the requests ESO makes"
 	case slices.ContainsFunc(reqs, ungranted):
