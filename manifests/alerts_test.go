@@ -67,6 +67,7 @@ func healthy() map[string]string {
 		`credchain_auditguard_socket_connections{` + guardPod + `}`:                                          "3x180",
 		`credchain_auditguard_blast_radius_ready{` + guardPod + `}`:                                          "1x180",
 		`credchain_auditguard_audit_devices_socket_only{` + guardPod + `}`:                                   "0x180",
+		`credchain_auditguard_desired_state_valid{` + guardPod + `}`:                                         "1x180",
 		`credchain_auditguard_last_resync_timestamp_seconds{` + guardPod + `}`:                               "0+60x180", // each minute's time()
 		`credchain_events_pending{` + guardPod + `,sink="nats"}`:                                             "0x180",
 		`credchain_events_delivered_total{` + guardPod + `,sink="nats"}`:                                     "0+1x180",
@@ -220,6 +221,18 @@ func TestAlertsFire(t *testing.T) {
 		"the role index stopped resyncing 2h ago": {
 			change: map[string]string{`credchain_auditguard_last_resync_timestamp_seconds{` + guardPod + `}`: "0+60x60 3600x120"},
 			want:   want{firing: []string{"CredchainAuditGuardResyncStale"}},
+		},
+		"the desired state stopped loading 10 minutes ago": {
+			change: map[string]string{`credchain_auditguard_desired_state_valid{` + guardPod + `}`: "1x170 0x10"},
+			want: want{firing: []string{"CredchainAuditGuardDesiredStateInvalid"}, labels: map[string]string{"severity": "warning"},
+				texts: []string{"credchain-system/credchain-auditguard-0 cannot load its desired state", "guard.desired_state_invalid"}},
+		},
+		"the desired state broken for 2 minutes: pending": {
+			change: map[string]string{`credchain_auditguard_desired_state_valid{` + guardPod + `}`: "1x178 0x2"},
+			want:   want{pending: []string{"CredchainAuditGuardDesiredStateInvalid"}},
+		},
+		"no desired state configured: not firing": {
+			change: map[string]string{`credchain_auditguard_desired_state_valid{` + guardPod + `}`: "-1x180"},
 		},
 		"the guard is down": {
 			change: map[string]string{`up{` + guardPod + `}`: "1x160 0x20"},
