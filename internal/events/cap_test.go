@@ -89,9 +89,11 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 		huge := strings.Repeat(s, 1<<20/len(s)+1)
 		refs := make([]ObjectRef, 5000)
 		roles := make([]RoleRef, 5000)
+		changes := make([]RuleChange, 5000)
 		for i := range refs {
 			refs[i] = ObjectRef{Kind: huge, Namespace: huge, Name: huge}
 			roles[i] = RoleRef{Mount: huge, Name: huge}
+			changes[i] = RuleChange{Path: huge, Desired: huge, Vault: huge}
 		}
 		md := map[string]string{}
 		for i := range 1000 {
@@ -101,16 +103,20 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 		return Event{APIVersion: huge, ID: huge, Type: huge, Cluster: huge, Vault: huge, Namespace: huge, Policy: huge, Object: huge,
 			Actor: a, Roles: roles, BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs},
 			Workload: &ObjectRef{Kind: huge, Namespace: huge, Name: huge}, Reason: huge, Action: huge,
-			SnapshotFrom: &Provenance{Source: huge, Writer: a}, Message: huge, Error: huge}
+			SnapshotFrom: &Provenance{Source: huge, Origin: huge, Writer: a}, Message: huge, Error: huge, Rule: huge,
+			Drift: &Drift{Added: changes, Removed: changes, Changed: changes}}
 	}
 	atCaps := func(s string) Event { // every string exactly at its cap: nothing to cut, yet 1.8 MB encoded
 		name, path, msg := strings.Repeat(s, MaxNameBytes), strings.Repeat(s, MaxPathBytes), strings.Repeat(s, MaxMessageBytes)
 		refs := make([]ObjectRef, MaxListEntries)
+		changes := make([]RuleChange, MaxListEntries)
 		for i := range refs {
 			refs[i] = ObjectRef{Kind: name, Namespace: name, Name: name}
+			changes[i] = RuleChange{Path: path, Desired: path, Vault: path}
 		}
 		return Event{ID: name, Type: name, Policy: name, Vault: path, Message: msg, Error: msg, Workload: &ObjectRef{Name: name},
-			BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs}}
+			BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs},
+			Drift: &Drift{Added: changes, Removed: changes, Changed: changes}}
 	}
 	for name, e := range map[string]Event{
 		"at the caps, html characters":      atCaps("<"),

@@ -490,12 +490,56 @@ func TestNextStepAdvice(t *testing.T) {
 		"restore withheld: flapping": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service", Reason: "flapping"},
 			want: "find what keeps deleting", mustNot: "restore it by hand now"},
 		"restore failed": {e: Event{Type: PolicyRestoreFailed, Policy: "eso-order-service"}, want: "restore it by hand now"},
+		"drift reported": {e: Event{Type: PolicyDrifted, Policy: "eso-order-service", Action: "none"}, want: "--correct-drift", mustNot: "nothing is broken"},
+		"drift corrected": {e: Event{Type: PolicyDrifted, Policy: "eso-order-service", Action: "corrected"}, want: "change the policy in the IaC, not in Vault"},
+		"desired state invalid": {e: Event{Type: DesiredStateInvalid}, want: "fix the file and line"},
+		"dangling, the IaC authoritative": {e: Event{Type: DanglingReference, Policy: "eso-order-service", Rule: RuleAuthoritative},
+			want: "the IaC no longer defines it", mustNot: "write policy"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			got := nextStep(tc.e)
 			if !strings.Contains(got, tc.want) || (tc.mustNot != "" && strings.Contains(got, tc.mustNot)) {
 				t.Errorf("nextStep = %q, want it to contain %q and not %q", got, tc.want, tc.mustNot)
+			}
+		})
+	}
+}
+
+// TestSlackSaysWhichRuleDecided (issue 15 item 4): a restore, a drift and a dangling reference say
+// which rule decided and from what; a drift lists its rules, escaped.
+func TestSlackSaysWhichRuleDecided(t *testing.T) {
+	t.Parallel()
+	readAt := time.Date(2026, 12, 1, 10, 2, 0, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		e    Event
+		want []string
+	}{
+		"restored from the IaC": {e: Event{Type: PolicyRestored, Policy: "eso-order-service", Rule: RuleIaC,
+			SnapshotFrom: &Provenance{Source: RuleIaC, Origin: "vault_policy.eso_order_service (infra/main.tf:12)"}},
+			want: []string{"• *decided by:* the IaC's desired body (vault_policy.eso_order_service (infra/main.tf:12))"}},
+		"restored from the snapshot": {e: Event{Type: PolicyRestored, Policy: "eso-order-service", Rule: RuleSnapshot,
+			SnapshotFrom: &Provenance{Source: "resync", ReadAt: readAt}},
+			want: []string{"• *decided by:* the guard's snapshot, read from Vault at 2026-12-01T10:02:00Z"}},
+		"left deleted: the IaC is authoritative": {e: Event{Type: DanglingReference, Policy: "eso-order-service", Rule: RuleAuthoritative},
+			want: []string{"• *decided by:* the IaC, which is authoritative (--desired-authoritative)"}},
+		"drifted": {e: Event{Type: PolicyDrifted, Policy: "eso-order-service", Rule: RuleIaC, Action: "corrected",
+			SnapshotFrom: &Provenance{Source: RuleIaC, Origin: "policies/eso-order-service.hcl"},
+			Drift: &Drift{Added: []RuleChange{{Path: "<!channel>/*", Vault: "update"}},
+				Changed: []RuleChange{{Path: "registry-creds/data/order-service", Desired: "read", Vault: "none"}}}},
+			want: []string{"• *decided by:* the IaC's desired body (policies/eso-order-service.hcl)",
+				"• *drift:* added `&lt;!channel&gt;/*` (update), changed `registry-creds/data/order-service` (read → none)"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			text := SlackMessage("", []Event{tc.e}).Text
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("message lacks %q:\n%s", w, text)
+				}
+			}
+			if strings.Contains(text, "<!channel>") {
+				t.Errorf("unescaped:\n%s", text)
 			}
 		})
 	}
