@@ -71,6 +71,11 @@ func TestIncident(t *testing.T) {
 			}
 			t.Logf("guard start → policy restored by reconcile: %s", took)
 		}},
+		{"5-explain-fixes", func(t *testing.T) {
+			if err := s.ExplainFixes(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {

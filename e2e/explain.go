@@ -105,6 +105,11 @@ func printedFix(out string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("credchain explain printed no fix:\n%s", out)
 	}
+	// The output is combined: main's one-line error on stderr ("credchain: the chain is broken
+	// at ...") follows the fix and is not part of it.
+	if i := strings.LastIndex(fix, "\ncredchain: "); i >= 0 {
+		fix = fix[:i+1]
+	}
 	return fix, nil
 }
 

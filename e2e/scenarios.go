@@ -39,7 +39,13 @@ func (s *Stack) Healthy(ctx context.Context) error {
 		return err
 	}
 	s.Narrator.Step("credchain check: every ExternalSecret's Vault chain, as ESO and Vault will evaluate it")
-	return s.checkOK(ctx)
+	if err := s.checkOK(ctx); err != nil {
+		return err
+	}
+	if err := s.explainOK(ctx); err != nil {
+		return err
+	}
+	return s.explainRegistryOK(ctx)
 }
 
 // GuardOn is scenario 2: alice deletes the policy while the guard runs. The guard restores it and
@@ -202,7 +208,8 @@ func (s *Stack) GuardOff(ctx context.Context) error {
 	if err := s.deleteAsAlice(ctx); err != nil {
 		return err
 	}
-	for _, step := range []func(context.Context) error{s.checkBroken, s.syncFails, s.rolloutDenied, s.runbookFix, s.checkOK, s.guardFindsNothing} {
+	for _, step := range []func(context.Context) error{s.checkBroken, s.syncFails, s.rolloutDenied, s.explainNamesTheBreak,
+		s.runbookFix, s.checkOK, s.explainOK, s.guardFindsNothing} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -356,6 +363,39 @@ func countType(evs []events.Event, typ string) int {
 		}
 	}
 	return n
+}
+
+// explainNamesTheBreak is explain after the denial: the broken link is the missing policy, with the
+// fix (scenario 5 runs that fix as printed; here the runbook's steps follow, as in the incident).
+func (s *Stack) explainNamesTheBreak(ctx context.Context) error {
+	_, err := s.explainBroken(ctx)
+	return err
+}
+
+// ExplainFixes is scenario 5 (the test's, not the demo's): with the guard off, explain's printed
+// fixes repair the chain when run as printed — for the deleted policy and for a role rebound to
+// another ServiceAccount —, Vault unreachable leaves the Kubernetes half, and --registry-check tells
+// a credential the registry refuses.
+func (s *Stack) ExplainFixes(ctx context.Context) error {
+	s.Narrator.Step("Scenario 5 — explain's fixes, run as printed")
+	s.StopGuard()
+	if err := s.deleteAsAlice(ctx); err != nil {
+		return err
+	}
+	fix, err := s.explainBroken(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.explainRunFix(ctx, fix); err != nil {
+		return err
+	}
+	if err := s.explainBindingChanged(ctx); err != nil {
+		return err
+	}
+	if err := s.explainVaultUnreachable(ctx, 0); err != nil {
+		return err
+	}
+	return s.explainRegistryWrongCredential(ctx)
 }
 
 func (s *Stack) eventsNow() []events.Event {
