@@ -226,5 +226,5 @@ type FixStep struct {
 	// Why says what it repairs, and where a body came from.
 	Why string `json:"why"`
 	// Command is the shell command, exactly as printed (a here-document included).
-	Command string `json:"command"`
+	Command string `json:"command,omitempty"`
 }
