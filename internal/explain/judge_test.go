@@ -228,6 +228,15 @@ func TestJudge(t *testing.T) {
 				"kubectl annotate externalsecret regcred -n prod force-sync=$(date +%s) --overwrite"},
 			state: Broken,
 		},
+		"a bare Pod, its pull secrets final once admitted": {
+			change: func(_ *testing.T, f *Facts) {
+				f.Target = Target{Kind: "Pod", Namespace: "prod", Name: "order-service-7d9f"}
+				f.Workload = &chain.Workload{Kind: "Pod", Namespace: "prod", Name: "order-service-7d9f", PullSecrets: []string{"regcred"}, ServiceAccount: "default"}
+			},
+			states: []string{"ok Pod prod/order-service-7d9f", "ok Secret prod/regcred", "ok ExternalSecret prod/regcred", "ok SecretStore prod/vault-backend",
+				"ok Vault role kubernetes/eso", "ok policy default", "ok policy eso-order", "ok read auth/token/lookup-self", "ok read secret/data/order-service/regcred"},
+			state: OK,
+		},
 		"the Secret deleted": {
 			change: func(_ *testing.T, f *Facts) { f.Secrets[0].Secret, f.Secrets[0].FoundBy = nil, "spec.target.name" },
 			cause:  "Secret prod/regcred",
