@@ -198,10 +198,14 @@ func (g *Guard) intendedDelete(ctx context.Context, ns, name string, roles []eve
 		return
 	}
 	g.dangling[k] = true
+	still := "still name it and get"
+	if len(roles) == 1 {
+		still = "still names it and gets"
+	}
 	g.emit(ctx, events.Event{Type: events.DanglingReference, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "none",
 		Rule: events.RuleAuthoritative,
-		Message: fmt.Sprintf("policy %q was deleted by %s; the desired state (%s) is authoritative and does not define it, so the delete was meant and credchain left it deleted, but %s still reference it and get nothing from it: remove it from the roles, or define it in the IaC again",
-			name, whoDeleted(actor), g.opts.desired, rolesString(roles))})
+		Message: fmt.Sprintf("policy %q was deleted by %s; the desired state (%s) is authoritative and does not define it, so the delete was meant and credchain left it deleted, but %s %s nothing from it: remove it from the roles, or define it in the IaC again",
+			name, whoDeleted(actor), g.opts.desired, rolesString(roles), still)})
 }
 
 func whoDeleted(a *events.Actor) string {
