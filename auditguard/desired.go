@@ -347,10 +347,14 @@ func (g *Guard) desiredInvalid(ctx context.Context, r desiredLoad) {
 	g.log.Error(r.err, "desired state does not load; keeping the one in force", "source", g.opts.desired.String())
 	keeps := "no desired state has loaded yet, so deleted policies are restored from snapshots, as without one"
 	if d := g.desired; d != nil {
-		keeps = fmt.Sprintf("credchain keeps acting on the last one that loaded (%d policies, at %s)", len(d.Policies), d.LoadedAt.Format(time.RFC3339))
+		n := fmt.Sprintf("%d policies", len(d.Policies))
+		if len(d.Policies) == 1 {
+			n = "1 policy"
+		}
+		keeps = fmt.Sprintf("credchain keeps acting on the last one that loaded (%s, at %s)", n, d.LoadedAt.Format(time.RFC3339))
 	}
 	g.emit(ctx, events.Event{Type: events.DesiredStateInvalid, Object: g.opts.desired.String(), Action: "none", Error: r.err.Error(),
-		Message: fmt.Sprintf("the desired state in %s does not load (%s); %s", g.opts.desired, firstLine(r.err.Error()), keeps)})
+		Message: fmt.Sprintf("the desired state does not load: %s; %s", firstLine(r.err.Error()), keeps)})
 }
 
 func firstLine(s string) string {

@@ -267,7 +267,7 @@ func TestDesiredBroken(t *testing.T) {
 		writeFile(t, filepath.Join(root, "v1", "eso-payment-service.hcl"), "path \"registry-creds/data/payment-service\" {\n  capabilities = [\"read\"\n")
 		ev := e.waitEvents(t, n, events.DesiredStateInvalid)()[0]
 		if !strings.Contains(ev.Error, filepath.Join(current, "eso-payment-service.hcl")+":") || ev.Object != "--desired-policies "+current ||
-			!strings.Contains(ev.Message, "keeps acting on the last one that loaded (1 policies") {
+			!strings.Contains(ev.Message, "keeps acting on the last one that loaded (1 policy,") {
 			t.Errorf("event = %+v", ev)
 		}
 		e.waitGauge(t, "credchain_auditguard_desired_state_valid", 0)
