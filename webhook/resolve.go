@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/credchain/credchain/internal/chain"
 )
 
 // Index names registered on the informers. Values are "<namespace>/<name>" so one lookup is one map
@@ -107,7 +109,7 @@ func (l *IndexLookup) LatestWarning(namespace, externalSecret string) (string, s
 		if !ok || ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "ExternalSecret" {
 			continue
 		}
-		if at := eventTime(ev); latest == nil || at.After(latestAt) {
+		if at := chain.EventTime(ev); latest == nil || at.After(latestAt) {
 			latest, latestAt = ev, at
 		}
 	}
@@ -115,18 +117,4 @@ func (l *IndexLookup) LatestWarning(namespace, externalSecret string) (string, s
 		return "", "", false
 	}
 	return latest.Reason, latest.Message, true
-}
-
-// eventTime is when an Event last happened, whichever of the API's several timestamps is set.
-func eventTime(ev *corev1.Event) time.Time {
-	switch {
-	case ev.Series != nil && !ev.Series.LastObservedTime.IsZero():
-		return ev.Series.LastObservedTime.Time
-	case !ev.LastTimestamp.IsZero():
-		return ev.LastTimestamp.Time
-	case !ev.EventTime.IsZero():
-		return ev.EventTime.Time
-	default:
-		return ev.CreationTimestamp.Time
-	}
 }

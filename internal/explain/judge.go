@@ -228,7 +228,7 @@ func (j *judge) esStatus(ef *ExternalSecretFacts, d *ExternalSecretDetail) (Stat
 		ev = append(ev, "being deleted since "+stamp(es.DeletionTimestamp.UTC()))
 	}
 	if w := ef.Warning; w != nil {
-		at := eventTime(w).UTC()
+		at := chain.EventTime(w).UTC()
 		d.Warning = &Event{Reason: w.Reason, Message: oneLine(w.Message), At: at, Count: w.Count}
 		s := fmt.Sprintf("ESO's latest warning (%s, %s", w.Reason, stamp(at))
 		if d.LastSync != nil && at.Before(*d.LastSync) {
@@ -239,19 +239,6 @@ func (j *judge) esStatus(ef *ExternalSecretFacts, d *ExternalSecretDetail) (Stat
 		ev = append(ev, "ESO's events cannot be read: "+oneLine(ef.WarningErr.Error()))
 	}
 	return state, strings.Join(ev, "; ")
-}
-
-// eventTime is when an Event last happened, whichever of the API's timestamps is set.
-func eventTime(ev *corev1.Event) time.Time {
-	switch {
-	case ev.Series != nil && !ev.Series.LastObservedTime.IsZero():
-		return ev.Series.LastObservedTime.Time
-	case !ev.LastTimestamp.IsZero():
-		return ev.LastTimestamp.Time
-	case !ev.EventTime.IsZero():
-		return ev.EventTime.Time
-	}
-	return ev.CreationTimestamp.Time
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

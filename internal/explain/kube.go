@@ -215,7 +215,7 @@ func (k *kubeReader) latestWarning(ctx context.Context, name string) (*corev1.Ev
 	var latest *corev1.Event
 	for i := range l.Items {
 		ev := &l.Items[i]
-		if ev.Type == corev1.EventTypeWarning && (latest == nil || eventTime(ev).After(eventTime(latest))) {
+		if ev.Type == corev1.EventTypeWarning && (latest == nil || chain.EventTime(ev).After(chain.EventTime(latest))) {
 			latest = ev
 		}
 	}
