@@ -22,3 +22,22 @@ func RestConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
+
+// Namespace is the namespace kubectl would use with kubeconfig (as RestConfig takes it): the current
+// context's, else the pod's own when in-cluster, else "default". Commands that take -n default to it,
+// so `credchain explain deployment/x` means what `kubectl get deployment/x` means.
+func Namespace(kubeconfig string) string {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	switch kubeconfig {
+	case "":
+	case InCluster:
+		rules = &clientcmd.ClientConfigLoadingRules{} // no files: clientcmd falls back to the pod's namespace
+	default:
+		rules.ExplicitPath = kubeconfig
+	}
+	ns, _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
+	if err != nil || ns == "" {
+		return "default"
+	}
+	return ns
+}

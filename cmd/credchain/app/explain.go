@@ -28,7 +28,8 @@ type ExplainConfig struct {
 	// Target is KIND/NAME: a workload of any kind the webhook checks (deployment/x, pod/x, ...)
 	// or externalsecret/x. Required.
 	Target string
-	// Namespace is the target's. Defaults to "default".
+	// Namespace is the target's. Without -n, the --kubeconfig context's namespace (kube.Namespace),
+	// else "default", as kubectl resolves it; set after flags because it depends on --kubeconfig.
 	Namespace string
 	// Kubeconfig is the cluster: a path, kube.InCluster, or "" for the usual chain ($KUBECONFIG,
 	// in-cluster, ~/.kube/config). Defaults to "".
@@ -57,9 +58,6 @@ type ExplainConfig struct {
 
 // SetDefaults fills what was not set; getenv is os.Getenv outside tests.
 func (c *ExplainConfig) SetDefaults(getenv func(string) string) {
-	if c.Namespace == "" {
-		c.Namespace = "default"
-	}
 	if c.VaultAddr == "" {
 		c.VaultAddr = getenv(vaultapi.EnvVaultAddress)
 	}
@@ -111,6 +109,10 @@ func newExplainCommand(ctx context.Context, run func(context.Context, ExplainCon
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Target = args[0]
+			if !cmd.Flags().Changed("namespace") {
+				// The one default that depends on another flag: the --kubeconfig context's, as kubectl.
+				cfg.Namespace = kube.Namespace(cfg.Kubeconfig)
+			}
 			if err := cfg.Validate(); err != nil {
 				return &badInputError{fmt.Errorf("invalid configuration: %w", err)}
 			}
@@ -119,7 +121,7 @@ func newExplainCommand(ctx context.Context, run func(context.Context, ExplainCon
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &badInputError{err} })
 	f := cmd.Flags()
-	f.StringVarP(&cfg.Namespace, "namespace", "n", cfg.Namespace, "the target's namespace")
+	f.StringVarP(&cfg.Namespace, "namespace", "n", "", "the target's namespace (default: the --kubeconfig context's, else default)")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig of the cluster, or \"in-cluster\" (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	f.StringVar(&cfg.Policies, "policies", "", "directory of the desired policies (NAME.hcl, NAME.json): the bodies the fix writes back")
 	f.StringVar(&cfg.Terraform, "terraform", "", "Terraform configuration with the vault_policy (and role) resources: the bodies the fix writes back")

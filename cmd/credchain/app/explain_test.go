@@ -28,6 +28,10 @@ func TestExplainCommandConfig(t *testing.T) {
 			want: ExplainConfig{Target: "externalsecret/order-service-regcred", Namespace: "prod", Kubeconfig: "kc", Policies: "p", Terraform: "tf",
 				RegistryCheck: true, RegistryInsecure: true, RegistryCA: "ca.pem", Output: "json", ESOServiceAccount: "eso/eso"},
 		},
+		"no -n: the kubeconfig context's namespace, as kubectl": {
+			args: []string{"deployment/order-service", "--kubeconfig", "testdata/explain/kubeconfig-team-a.yaml"},
+			want: withExplain(defaults, func(c *ExplainConfig) { c.Namespace, c.Kubeconfig = "team-a", "testdata/explain/kubeconfig-team-a.yaml" }),
+		},
 		"kubectl's short names and groups": {
 			args: []string{"deployments.apps/order-service"}, want: withExplain(defaults, func(c *ExplainConfig) { c.Target = "deployments.apps/order-service" }),
 		},
