@@ -38,20 +38,26 @@ func (s *Stack) checkToken(ctx context.Context) (string, error) {
 // credchainCheck runs `credchain check` against the live cluster and Vault, narrating it, and
 // returns its output and exit status.
 func (s *Stack) credchainCheck(ctx context.Context) (string, int, error) {
+	return s.runReadOnly(ctx, s.vault.Addr, "check", "check", "--kubeconfig", s.adminKubeconfig)
+}
+
+// runReadOnly runs a credchain command as the platform engineer with Vault at vaultAddr and a token of
+// the read-only check policy, narrating it as shown, and returns its combined output and exit status.
+func (s *Stack) runReadOnly(ctx context.Context, vaultAddr, shown string, args ...string) (string, int, error) {
 	token, err := s.checkToken(ctx)
 	if err != nil {
 		return "", 0, err
 	}
-	cmd := exec.CommandContext(ctx, s.Credchain, "check", "--kubeconfig", s.adminKubeconfig)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.vault.Addr, "VAULT_TOKEN="+token)
+	cmd := exec.CommandContext(ctx, s.Credchain, args...)
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+vaultAddr, "VAULT_TOKEN="+token, "HOME="+s.Dir)
 	out, err := cmd.CombinedOutput()
-	s.Narrator.Command("VAULT_TOKEN=<a "+checkPolicy+" token> credchain check", string(out))
+	s.Narrator.Command("VAULT_TOKEN=<a "+checkPolicy+" token> credchain "+shown, string(out))
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
 		return string(out), exit.ExitCode(), nil
 	case err != nil:
-		return string(out), 0, fmt.Errorf("credchain check: %w: %s", err, out)
+		return string(out), 0, fmt.Errorf("credchain %s: %w: %s", args[0], err, out)
 	}
 	return string(out), 0, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -40,28 +39,13 @@ func (s *Stack) explainWorkload(ctx context.Context, extra ...string) (string, i
 
 // explainAt is explainWorkload with Vault at vaultAddr.
 func (s *Stack) explainAt(ctx context.Context, vaultAddr string, extra ...string) (string, int, error) {
-	token, err := s.checkToken(ctx)
-	if err != nil {
-		return "", 0, err
-	}
 	policies, err := s.desiredPolicies()
 	if err != nil {
 		return "", 0, err
 	}
 	args := append(append(append([]string{}, explainTarget...), "--policies", policies), extra...)
-	cmd := exec.CommandContext(ctx, s.Credchain, append(args, "--kubeconfig", s.adminKubeconfig)...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+vaultAddr, "VAULT_TOKEN="+token, "HOME="+s.Dir)
-	out, err := cmd.CombinedOutput()
 	shown := strings.Replace(strings.Join(args, " "), policies, "policies/", 1)
-	s.Narrator.Command("VAULT_TOKEN=<a "+checkPolicy+" token> credchain "+shown, string(out))
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode(), nil
-	case err != nil:
-		return string(out), 0, fmt.Errorf("credchain explain: %w: %s", err, out)
-	}
-	return string(out), 0, nil
+	return s.runReadOnly(ctx, vaultAddr, shown, append(args, "--kubeconfig", s.adminKubeconfig)...)
 }
 
 // explainOK runs explain and wants exit 0 with every link ok.

@@ -48,12 +48,12 @@ func WriteJSON(w io.Writer, r *Report) error {
 func WriteTable(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	if r.IsChange() {
-		ew.printf("Vault before: %s\nVault after:  %s\n", clean(r.Before), clean(r.Vault))
+		ew.printf("Vault before: %s\nVault after:  %s\n", Printable(r.Before), Printable(r.Vault))
 		for _, c := range r.PlanChanges {
-			ew.printf("  %s\n", clean(c))
+			ew.printf("  %s\n", Printable(c))
 		}
 	} else {
-		ew.printf("Vault: %s\n", clean(r.Vault))
+		ew.printf("Vault: %s\n", Printable(r.Vault))
 	}
 	ew.printf("\n")
 	tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
@@ -68,7 +68,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			cells = append([]string{cells[0], changeCell(res)}, cells[1:]...)
 		}
 		for i := range cells {
-			cells[i] = clean(cells[i])
+			cells[i] = Printable(cells[i])
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
@@ -128,9 +128,9 @@ func writeBlastRadius(ew *errWriter, r *Report) {
 				line += " (no workload pulls with it)"
 			}
 		}
-		ew.printf("  %s\n", clean(line))
+		ew.printf("  %s\n", Printable(line))
 		for _, reason := range res.Reasons {
-			ew.printf("    %s: %s\n", reason.Verdict, clean(reason.Message))
+			ew.printf("    %s: %s\n", reason.Verdict, Printable(reason.Message))
 		}
 	}
 }
@@ -139,7 +139,7 @@ func writeUndefined(ew *errWriter, r *Report) {
 	if len(r.UndefinedPolicies) == 0 {
 		return
 	}
-	ew.printf("\nPolicies roles name that %s does not define:\n", clean(r.Vault))
+	ew.printf("\nPolicies roles name that %s does not define:\n", Printable(r.Vault))
 	for _, u := range r.UndefinedPolicies {
 		var roles []string
 		for _, ro := range u.Roles {
@@ -153,7 +153,7 @@ func writeUndefined(ew *errWriter, r *Report) {
 		if u.Unknown {
 			note = " (may exist outside this input)"
 		}
-		ew.printf("  %s%s: named by %s\n", clean(u.Policy), note, clean(strings.Join(roles, ", ")))
+		ew.printf("  %s%s: named by %s\n", Printable(u.Policy), note, Printable(strings.Join(roles, ", ")))
 	}
 }
 
@@ -166,9 +166,10 @@ func writeSummary(ew *errWriter, r *Report) {
 	ew.printf("\n")
 }
 
-// clean replaces control characters (a terminal escape, a newline inside a value) with Go
-// escapes.
-func clean(s string) string {
+// Printable replaces control characters (a terminal escape, a newline inside a value) with Go
+// escapes: names and messages come from the cluster and Vault, and must not drive the terminal
+// of the person reading a report (check's and explain's).
+func Printable(s string) string {
 	if strings.IndexFunc(s, unicode.IsControl) < 0 {
 		return s
 	}

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
+
+	"github.com/credchain/credchain/internal/check"
 )
 
 // Output formats.
@@ -38,14 +39,14 @@ func WriteText(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "credchain explain %s/%s -n %s\n\n", strings.ToLower(r.Target.Kind), r.Target.Name, r.Target.Namespace)
 	for _, l := range r.Links {
-		fmt.Fprintf(&b, "%-8s%s%s: %s\n", l.State, strings.Repeat("  ", l.Depth), escape(l.Name), escape(l.Evidence))
+		fmt.Fprintf(&b, "%-8s%s%s: %s\n", l.State, strings.Repeat("  ", l.Depth), check.Printable(l.Name), check.Printable(l.Evidence))
 	}
 	if !r.Vault.Checked {
-		fmt.Fprintf(&b, "\nVault not checked: %s\n", escape(r.Vault.NotChecked))
+		fmt.Fprintf(&b, "\nVault not checked: %s\n", check.Printable(r.Vault.NotChecked))
 	}
 	switch {
 	case r.Cause != nil:
-		fmt.Fprintf(&b, "\nverdict: broken at %s\n", escape(r.Cause.Message))
+		fmt.Fprintf(&b, "\nverdict: broken at %s\n", check.Printable(r.Cause.Message))
 	case r.State == Unknown:
 		b.WriteString("\nverdict: no link is broken, but not every link could be checked (unknown above)\n")
 	default:
@@ -54,7 +55,7 @@ func WriteText(w io.Writer, r *Report) error {
 	if len(r.Fix) > 0 {
 		b.WriteString("\nfix (run as printed):\n")
 		for _, s := range r.Fix {
-			fmt.Fprintf(&b, "# %s\n", escape(s.Why))
+			fmt.Fprintf(&b, "# %s\n", check.Printable(s.Why))
 			if s.Command != "" {
 				b.WriteString(s.Command + "\n")
 			}
@@ -62,22 +63,4 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// escape replaces control characters (a terminal escape, a newline inside a value) with Go
-// escapes: names and messages come from the cluster and Vault.
-func escape(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			q := fmt.Sprintf("%q", string(r))
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
