@@ -76,6 +76,11 @@ func TestIncident(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"6-iac-corrects-drift", func(t *testing.T) {
+			if err := s.IaCCorrectsDrift(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {
