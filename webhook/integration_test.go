@@ -510,12 +510,24 @@ spec:
 		if err := cl.c.Create(ctx, sa); err != nil {
 			t.Fatal(err)
 		}
-		// CREATE: the account's secret may be applied right after (not backed yet: a warning).
+		// CREATE: the account's secret may be applied right after (not backed yet: a warning). The
+		// webhook sees the new account once its informer has it: dry runs until then.
+		const inherited = `serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod yet`
+		eventually(t, 30*time.Second, func() error {
+			cl.warn.take()
+			if err := cl.c.Create(ctx, deployment("prod", "builder", "builder"), client.DryRunAll); err != nil {
+				return fmt.Errorf("dry-run create denied: %w", err)
+			}
+			if w := cl.warn.take(); len(w) != 1 || !strings.Contains(w[0], inherited) {
+				return fmt.Errorf("warnings = %q", w)
+			}
+			return nil
+		})
 		cl.warn.take()
 		if err := cl.c.Create(ctx, deployment("prod", "builder", "builder")); err != nil {
 			t.Fatalf("create denied: %v", err)
 		}
-		if w := cl.warn.take(); len(w) != 1 || !strings.Contains(w[0], `serviceaccount "builder" imagePullSecrets[0] (inherited by pods that name no pull secret): secret "regcred-builder" is not written by any ExternalSecret in namespace prod yet`) {
+		if w := cl.warn.take(); len(w) != 1 || !strings.Contains(w[0], inherited) {
 			t.Errorf("warnings = %q", w)
 		}
 		// The next template change enforces.
