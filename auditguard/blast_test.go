@@ -169,7 +169,7 @@ func TestBlastRadius(t *testing.T) {
 		"the incident's role": {
 			roles: []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}},
 			want: &events.BlastRadius{
-				Stores:          []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
+				Stores: []events.ObjectRef{ref("ClusterSecretStore", "", "vault")},
 				ExternalSecrets: []events.ObjectRef{ref("ExternalSecret", "prod", "inventory-regcred"), ref("ExternalSecret", "prod", "no-secret"),
 					ref("ExternalSecret", "prod", "order-service-regcred")},
 				Secrets: []events.ObjectRef{ref("Secret", "prod", "inventory-regcred"), ref("Secret", "prod", "regcred-order-service")},

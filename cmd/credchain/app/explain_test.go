@@ -30,7 +30,9 @@ func TestExplainCommandConfig(t *testing.T) {
 		},
 		"no -n: the kubeconfig context's namespace, as kubectl": {
 			args: []string{"deployment/order-service", "--kubeconfig", "testdata/explain/kubeconfig-team-a.yaml"},
-			want: withExplain(defaults, func(c *ExplainConfig) { c.Namespace, c.Kubeconfig = "team-a", "testdata/explain/kubeconfig-team-a.yaml" }),
+			want: withExplain(defaults, func(c *ExplainConfig) {
+				c.Namespace, c.Kubeconfig = "team-a", "testdata/explain/kubeconfig-team-a.yaml"
+			}),
 		},
 		"kubectl's short names and groups": {
 			args: []string{"deployments.apps/order-service"}, want: withExplain(defaults, func(c *ExplainConfig) { c.Target = "deployments.apps/order-service" }),
