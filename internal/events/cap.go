@@ -25,7 +25,7 @@ const (
 	// MaxMessageBytes caps Message and Error: a denial naming a few secrets and ESO's last warning
 	// fits in well under 4 KiB.
 	MaxMessageBytes = 4096
-	// MaxListEntries caps Roles and each BlastRadius list.
+	// MaxListEntries caps Roles, each BlastRadius and Drift list, and Lost.
 	MaxListEntries = 100
 	// MaxMetadataEntries caps an actor's metadata (Vault's auth metadata has a handful of keys);
 	// the keys kept are the first in sorted order.
@@ -91,6 +91,7 @@ func Cap(e Event) Event {
 		e.Drift = &Drift{Added: c.changes("drift.added", d.Added), Removed: c.changes("drift.removed", d.Removed),
 			Changed: c.changes("drift.changed", d.Changed)}
 	}
+	e.Lost = c.lost("lost", e.Lost)
 	if len(c.cut) == 0 && 6*c.bytes+64*c.fields <= MaxEventBytes {
 		return e // the common case: nothing cut, and the event cannot encode to more than the cap
 	}
@@ -132,6 +133,7 @@ func fitEncoded(e *Event) {
 				list{"blastRadius.secrets", len(br.Secrets), func(n int) { br.Secrets = br.Secrets[:n] }},
 				list{"blastRadius.workloads", len(br.Workloads), func(n int) { br.Workloads = br.Workloads[:n] }})
 		}
+		lists = append(lists, list{"lost", len(e.Lost), func(n int) { e.Lost = e.Lost[:n] }})
 		if d := e.Drift; d != nil {
 			lists = append(lists,
 				list{"drift.added", len(d.Added), func(n int) { d.Added = d.Added[:n] }},
@@ -258,4 +260,21 @@ func truncate(s string, max int) string {
 		i--
 	}
 	return s[:i] + Ellipsis
+}
+
+// lost caps policy.weakened's list: its length, each ExternalSecret and role as names, the path
+// and the spec field as paths.
+func (c *capper) lost(field string, ls []LostAccess) []LostAccess {
+	if ls == nil {
+		return nil
+	}
+	ls = capList(c, field, ls)
+	out := make([]LostAccess, len(ls))
+	for i, l := range ls {
+		out[i] = LostAccess{ExternalSecret: c.ref(field+".externalSecret", l.ExternalSecret),
+			Role: RoleRef{Mount: c.str(field+".role.mount", l.Role.Mount, MaxNameBytes), Name: c.str(field+".role.name", l.Role.Name, MaxNameBytes)},
+			Path: c.str(field+".path", l.Path, MaxPathBytes), Capability: c.str(field+".capability", l.Capability, MaxNameBytes),
+			Why: c.str(field+".why", l.Why, MaxPathBytes)}
+	}
+	return out
 }

@@ -90,10 +90,12 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 		refs := make([]ObjectRef, 5000)
 		roles := make([]RoleRef, 5000)
 		changes := make([]RuleChange, 5000)
+		lost := make([]LostAccess, 5000)
 		for i := range refs {
 			refs[i] = ObjectRef{Kind: huge, Namespace: huge, Name: huge}
 			roles[i] = RoleRef{Mount: huge, Name: huge}
 			changes[i] = RuleChange{Path: huge, Desired: huge, Vault: huge}
+			lost[i] = LostAccess{ExternalSecret: refs[i], Role: roles[i], Path: huge, Capability: huge, Why: huge}
 		}
 		md := map[string]string{}
 		for i := range 1000 {
@@ -104,19 +106,21 @@ func TestCapBoundsEncodedSize(t *testing.T) {
 			Actor: a, Roles: roles, BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs},
 			Workload: &ObjectRef{Kind: huge, Namespace: huge, Name: huge}, Reason: huge, Action: huge,
 			SnapshotFrom: &Provenance{Source: huge, Origin: huge, Writer: a}, Message: huge, Error: huge, Rule: huge,
-			Drift: &Drift{Added: changes, Removed: changes, Changed: changes}}
+			Drift: &Drift{Added: changes, Removed: changes, Changed: changes}, Lost: lost}
 	}
 	atCaps := func(s string) Event { // every string exactly at its cap: nothing to cut, yet 1.8 MB encoded
 		name, path, msg := strings.Repeat(s, MaxNameBytes), strings.Repeat(s, MaxPathBytes), strings.Repeat(s, MaxMessageBytes)
 		refs := make([]ObjectRef, MaxListEntries)
 		changes := make([]RuleChange, MaxListEntries)
+		lost := make([]LostAccess, MaxListEntries)
 		for i := range refs {
 			refs[i] = ObjectRef{Kind: name, Namespace: name, Name: name}
 			changes[i] = RuleChange{Path: path, Desired: path, Vault: path}
+			lost[i] = LostAccess{ExternalSecret: refs[i], Role: RoleRef{Mount: name, Name: name}, Path: path, Capability: name, Why: path}
 		}
 		return Event{ID: name, Type: name, Policy: name, Vault: path, Message: msg, Error: msg, Workload: &ObjectRef{Name: name},
 			BlastRadius: &BlastRadius{Stores: refs, ExternalSecrets: refs, Secrets: refs, Workloads: refs},
-			Drift: &Drift{Added: changes, Removed: changes, Changed: changes}}
+			Drift:       &Drift{Added: changes, Removed: changes, Changed: changes}, Lost: lost}
 	}
 	for name, e := range map[string]Event{
 		"at the caps, html characters":      atCaps("<"),

@@ -37,6 +37,13 @@ const (
 	// differs from its desired body in its ACL rules (Drift says how); with --correct-drift the
 	// guard wrote the desired body back (Action "corrected").
 	PolicyDrifted = "policy.drifted"
+	// PolicyWeakened: a write to a policy a Kubernetes auth role references took away access a
+	// request ESO makes for an ExternalSecret needs (Lost says which): allowed by the role's
+	// policies before the write, not after. The blast radius is that of those ExternalSecrets
+	// only. Rule is RuleIaC when the desired state defines the policy (its drift handling acts:
+	// Action "corrected" with --correct-drift), else RuleSnapshot (the body before the write is
+	// the guard's snapshot; nothing is written back).
+	PolicyWeakened = "policy.weakened"
 	// DesiredStateInvalid: the desired state's directory does not load (a syntax error, a policy
 	// Vault would refuse, a name defined twice); the guard keeps acting on the last one that did.
 	DesiredStateInvalid = "guard.desired_state_invalid"
@@ -85,6 +92,8 @@ type Event struct {
 	Rule string `json:"rule,omitempty"`
 	// Drift is, for policy.drifted, how the policy in Vault differs from its desired body.
 	Drift *Drift `json:"drift,omitempty"`
+	// Lost is, for policy.weakened, each request ESO makes that the write took away.
+	Lost []LostAccess `json:"lost,omitempty"`
 	// Message is one human sentence.
 	Message string `json:"message"`
 	// Explain are the commands that walk the chain of the workloads the event is about (its
@@ -129,6 +138,19 @@ type RuleChange struct {
 	Path    string `json:"path"`
 	Desired string `json:"desired,omitempty"`
 	Vault   string `json:"vault,omitempty"`
+}
+
+// LostAccess is one request ESO makes for an ExternalSecret that a policy write took away: the
+// policies of the role its store logs in with allowed it before the write and do not after.
+type LostAccess struct {
+	ExternalSecret ObjectRef `json:"externalSecret"`
+	// Role is the Kubernetes auth role the ExternalSecret's store logs in with.
+	Role RoleRef `json:"role"`
+	// Path is the Vault API path ESO requests, Capability what it needs there ("read", "list").
+	Path       string `json:"path"`
+	Capability string `json:"capability"`
+	// Why is the spec field the request comes from: `spec.data[0].remoteRef.key "order-service"`.
+	Why string `json:"why,omitempty"`
 }
 
 // Actor is the person or machine behind an audited request; only plain audit fields.

@@ -210,6 +210,7 @@ func slackBlock(e Event) string {
 		fmt.Fprintf(&b, "\n• *decided by:* %s", esc(clip(r, slackPathRunes)))
 	}
 	b.WriteString(slackDrift(e))
+	b.WriteString(slackLost(e))
 	b.WriteString(slackAffected(e))
 	if e.Error != "" {
 		fmt.Fprintf(&b, "\n• *error:* %s", esc(clip(e.Error, slackErrorRunes)))
@@ -319,6 +320,21 @@ func slackDrift(e Event) string {
 	return "\n• *drift:* " + esc(clipList(parts))
 }
 
+// slackLost is a block's bullet, escaped, of what a weakening write took from ESO: "" without.
+func slackLost(e Event) string {
+	if len(e.Lost) == 0 {
+		return ""
+	}
+	parts := make([]string, len(e.Lost))
+	for i, l := range e.Lost {
+		es := ObjectRef{Kind: clip(l.ExternalSecret.Kind, slackNameRunes), Namespace: clip(l.ExternalSecret.Namespace, slackNameRunes),
+			Name: clip(l.ExternalSecret.Name, slackNameRunes)}
+		parts[i] = fmt.Sprintf("%s (%s `%s` as auth/%s/role/%s)", es, clip(l.Capability, slackNameRunes), clip(l.Path, slackNameRunes),
+			clip(l.Role.Mount, slackNameRunes), clip(l.Role.Name, slackNameRunes))
+	}
+	return "\n• *breaks:* " + esc(clipList(parts))
+}
+
 // slackAffected is a block's bullets, escaped, of the roles whose logins would have broken and of
 // the blast radius's stores, ExternalSecrets and workloads: "" when the event names none.
 func slackAffected(e Event) string {
@@ -401,6 +417,8 @@ func icon(t string) string {
 		return ":white_check_mark:"
 	case PolicyRestoreFailed, AuditDisabled, AuditGuardOnly, AuthMountDisabled, AuthMountMoved:
 		return ":rotating_light:"
+	case PolicyWeakened:
+		return ":rotating_light:"
 	case DanglingReference, AdmissionWarned, AuthMountUnreadable, PolicyDrifted, DesiredStateInvalid:
 		return ":warning:"
 	case AdmissionDenied:
@@ -433,6 +451,16 @@ func nextStep(e Event) string {
 			return fmt.Sprintf("nothing is broken: credchain wrote the IaC's body of `%s` back; change the policy in the IaC, not in Vault", policy)
 		}
 		return fmt.Sprintf("change `%s` in the IaC if the new rules are wanted, else write the IaC's body back (or run the guard with --correct-drift)", policy)
+	case PolicyWeakened:
+		switch {
+		case e.Action == "corrected":
+			return fmt.Sprintf("nothing is broken: credchain wrote the IaC's body of `%s` back; change the policy in the IaC, not in Vault", policy)
+		case e.Reason == "desired_body":
+			return fmt.Sprintf("the IaC's own body of `%s` takes this away: fix `%s` in the IaC and apply it, or move the ExternalSecrets named here to paths it grants", policy, policy)
+		case e.Rule == RuleIaC:
+			return fmt.Sprintf("write the IaC's body of `%s` back (or run the guard with --correct-drift); change it in the IaC if the new rules are wanted", policy)
+		}
+		return fmt.Sprintf("give back what the ExternalSecrets named here need (`vault policy write %s <file>`): their next sync fails until then; keep the policy in IaC (--desired-policies) so the guard can correct it", policy)
 	case DesiredStateInvalid:
 		return "fix the file and line the error names: until the directory loads, credchain acts on the last desired state that did"
 	case AuditDisabled:
