@@ -100,9 +100,11 @@ func blastObjects() []client.Object {
 		&corev1.ServiceAccount{}}, chain.WorkloadObjects()...)
 }
 
-// blastCacheOptions keep only what the walk reads. Pods are the many objects in a cluster: each is
-// cut down to its name, owner and the two pod-spec fields pull secrets depend on, so a cluster of
-// 10,000 pods costs a few MB, not hundreds.
+// blastCacheOptions keep only what the walk and the requests ESO makes (weakened.go) read. Pods
+// are the many objects in a cluster: each is cut down to its name, owner and the two pod-spec
+// fields pull secrets depend on, so a cluster of 10,000 pods costs a few MB, not hundreds. An
+// ExternalSecret keeps its spec.data and spec.dataFrom — what ESO fetches, which is what a policy
+// write can take away — a few hundred bytes an item; its metadata is stripped like the rest.
 func blastCacheOptions(scheme *runtime.Scheme) cache.Options {
 	return cache.Options{Scheme: scheme, DefaultTransform: stripObjectMeta,
 		ByObject: map[client.Object]cache.ByObject{
@@ -114,12 +116,6 @@ func blastCacheOptions(scheme *runtime.Scheme) cache.Options {
 				return &corev1.Pod{TypeMeta: p.TypeMeta, ObjectMeta: keptMeta(&p.ObjectMeta), Spec: corev1.PodSpec{
 					ImagePullSecrets: p.Spec.ImagePullSecrets, ServiceAccountName: p.Spec.ServiceAccountName,
 					DeprecatedServiceAccount: p.Spec.DeprecatedServiceAccount}}, nil
-			}},
-			&chain.ExternalSecret{}: {Transform: func(obj any) (any, error) {
-				if es, ok := obj.(*chain.ExternalSecret); ok {
-					es.Spec.Data, es.Spec.DataFrom = nil, nil // what ESO fetches is not who depends on it
-				}
-				return stripObjectMeta(obj)
 			}},
 		}}
 }
@@ -143,10 +139,19 @@ func stripObjectMeta(obj any) (any, error) {
 // blastSyncWarn is how long NewBlast waits for its caches before saying it is still waiting.
 var blastSyncWarn = 2 * time.Minute
 
-// For returns the blast radius of roles, sorted. It walks one snapshot of the caches (objects are
-// not copied: the model only reads them).
-func (b *Blast) For(ctx context.Context, roles []events.RoleRef) (*events.BlastRadius, error) {
+// Model is the chain model of one snapshot of the caches (objects are not copied: the model only
+// reads them, and so must its callers).
+func (b *Blast) Model(ctx context.Context) (*chain.Model, error) {
 	objs, err := chain.List(ctx, b.cache, client.UnsafeDisableDeepCopy)
+	if err != nil {
+		return nil, err
+	}
+	return chain.NewModel(objs), nil
+}
+
+// For returns the blast radius of roles, sorted. It walks one snapshot of the caches.
+func (b *Blast) For(ctx context.Context, roles []events.RoleRef) (*events.BlastRadius, error) {
+	m, err := b.Model(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +159,7 @@ func (b *Blast) For(ctx context.Context, roles []events.RoleRef) (*events.BlastR
 	for i, r := range roles {
 		refs[i] = chain.RoleRef{Mount: r.Mount, Name: r.Name}
 	}
-	im := chain.NewModel(objs).Impact(refs)
+	im := m.Impact(refs)
 	return &events.BlastRadius{Stores: objectRefs(im.Stores), ExternalSecrets: objectRefs(im.ExternalSecrets),
 		Secrets: objectRefs(im.Secrets), Workloads: objectRefs(im.Workloads)}, nil
 }

@@ -471,7 +471,8 @@ func (g *Guard) updateIndexMetrics() {
 func (g *Guard) emit(ctx context.Context, e events.Event) {
 	e.APIVersion, e.Time, e.Vault, e.Cluster = events.APIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
 	e.ID = events.NewID()
-	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 {
+	// An event that computed its own blast radius (policy.weakened: only what it breaks) keeps it.
+	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 && e.BlastRadius == nil {
 		br, err := b.For(ctx, e.Roles)
 		if err != nil {
 			g.log.Error(err, "computing blast radius")

@@ -119,23 +119,25 @@ func (g *Guard) markOwnWrite(k polKey) { g.ownWrites[k] = append(g.ownWrites[k],
 // admin's hardening, undone by anyone with delete rights): it is held (HoldSuperseded). The
 // guard's own writes (restores, drift corrections) are not read back: their bodies are known, and
 // a correction read back as someone's write would be the guard fighting itself. A desired policy's
-// body is compared with its desired body (drift.go), against the newest desired state.
+// body is compared with its desired body (drift.go), against the newest desired state. Then the
+// body before and after are compared for what ESO's requests lose (weakened.go).
 func (g *Guard) onPolicyWritten(ctx context.Context, ns, name string, e *Entry) {
 	if g.ownWrite(polKey{ns, name}) {
 		return
 	}
+	old := g.weakenBase(ns, name)
 	body, found := g.snapshot(ctx, ns, name, "audit", e)
 	if !found {
 		g.hold(ns, name, Hold{Reason: HoldSuperseded, At: entryTime(e, g.opts.now()), Actor: actorOf(e)})
 		return
 	}
-	if g.desiredPolicy(ns, name) == nil {
-		return
+	if g.desiredPolicy(ns, name) != nil {
+		g.refreshDesired(ctx)
+		if dp := g.desiredPolicy(ns, name); dp != nil {
+			g.checkDrift(ctx, ns, dp, body, e)
+		}
 	}
-	g.refreshDesired(ctx)
-	if dp := g.desiredPolicy(ns, name); dp != nil {
-		g.checkDrift(ctx, ns, dp, body, e)
-	}
+	g.checkWeakened(ctx, ns, name, old, body, e)
 }
 
 // snapshot re-reads one policy and stores its body (clearing a hold: the policy exists). e is the
