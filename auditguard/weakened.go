@@ -2,6 +2,7 @@ package auditguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,15 +31,20 @@ import (
 // capabilities: `credchain check` judges them. A store's Vault namespace (its auth namespace,
 // else its provider's) must be the written policy's.
 
-// weakenBase is the policy's body before a write, for checkWeakened: nil when no weakening can
-// be told — no cluster, no role referencing the policy — or when the guard had no body (a create:
-// the policy granted nothing before). Read before the write's read-back replaces the snapshot.
+// weakenBase is the policy's snapshot before a write, for checkWeakened: nil when no weakening
+// can be told (no cluster, no role referencing the policy, the store unreadable); one with an
+// empty body when the guard had none — a create, over a role's dangling reference, can still
+// take access away with a deny. Read before the write's read-back replaces the snapshot.
 func (g *Guard) weakenBase(ns, name string) *Snapshot {
 	if g.blast.Load() == nil || len(g.index.RolesFor(ns, name)) == 0 {
 		return nil
 	}
 	snap, err := g.store.GetSnapshot(ns, name)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoSnapshot):
+		return &Snapshot{Namespace: ns, Name: name}
+	case err != nil:
+		g.log.Error(err, "reading a policy snapshot; not checking what its write takes from ESO", "policy", name)
 		return nil
 	}
 	return &snap
@@ -72,7 +78,10 @@ func (g *Guard) checkWeakened(ctx context.Context, ns, name string, old *Snapsho
 		return
 	}
 	ev := events.Event{Type: events.PolicyWeakened, Namespace: ns, Policy: name, Actor: g.actor(ctx, e), Action: "none",
-		Rule: events.RuleSnapshot, SnapshotFrom: &old.Meta, BlastRadius: lostImpact(m, lost)}
+		Rule: events.RuleSnapshot, BlastRadius: lostImpact(m, lost)}
+	if old.Body != "" {
+		ev.SnapshotFrom = &old.Meta
+	}
 	for _, l := range lost {
 		ev.Lost = append(ev.Lost, l.access)
 		if r := l.access.Role; !slices.Contains(ev.Roles, r) {
@@ -110,9 +119,11 @@ func (g *Guard) weakenedDesired(ev *events.Event, dp *DesiredPolicy, got *vaulta
 // snapshots, with the written policy's old and new bodies. A snapshot that does not parse is left
 // out of both (logged); one of the written policy is an error.
 func (g *Guard) weakenSets(ns, name, old, body string, roles map[chain.RoleRef][]string) (before, after vaultacl.Set, err error) {
-	before, after = vaultacl.Set{}, vaultacl.Set{}
-	if before[name], err = vaultacl.Parse(name, "vault", old); err != nil {
-		return nil, nil, err
+	before, after = vaultacl.Set{name: nil}, vaultacl.Set{}
+	if old != "" { // else created: absent before
+		if before[name], err = vaultacl.Parse(name, "vault", old); err != nil {
+			return nil, nil, err
+		}
 	}
 	if after[name], err = vaultacl.Parse(name, "vault", body); err != nil {
 		return nil, nil, err

@@ -56,7 +56,9 @@ func TestPolicyWeakened(t *testing.T) {
 
 	const noRead = `path "registry-creds/creds/order-service" { capabilities = ["read"] }
 `
-	ref := func(kind, ns, name string) events.ObjectRef { return events.ObjectRef{Kind: kind, Namespace: ns, Name: name} }
+	ref := func(kind, ns, name string) events.ObjectRef {
+		return events.ObjectRef{Kind: kind, Namespace: ns, Name: name}
+	}
 	wantLost := []events.LostAccess{{ExternalSecret: ref("ExternalSecret", "prod", "order-service"),
 		Role: events.RoleRef{Mount: "kubernetes", Name: "external-secrets-operator"}, Path: "registry-creds/data/order-service",
 		Capability: "read", Why: `spec.data[0].remoteRef.key "order-service"`}}
@@ -95,6 +97,19 @@ func TestPolicyWeakened(t *testing.T) {
 `))
 		if got := ofType(e.settled(t, n), events.PolicyWeakened); len(got) != 0 {
 			t.Errorf("events = %+v, want no policy.weakened", got)
+		}
+
+		// A policy the role names but Vault lacks, created with a deny over what another grants.
+		_, err := e.root.Logical().Write("auth/kubernetes/role/external-secrets-operator", map[string]any{
+			"bound_service_account_names": "external-secrets", "bound_service_account_namespaces": "external-secrets",
+			"policies": "eso-order-service,eso-payment-service,eso-extra"})
+		must(t, err)
+		e.flush(t)
+		n = e.events.Count()
+		must(t, bot.Sys().PutPolicy("eso-extra", `path "registry-creds/data/order-service" { capabilities = ["deny"] }`))
+		ev = e.events.wait(t, events.PolicyWeakened, "eso-extra", n)
+		if !reflect.DeepEqual(ev.Lost, wantLost) || ev.SnapshotFrom != nil || ev.Actor == nil {
+			t.Errorf("event = %+v", ev)
 		}
 	})
 
