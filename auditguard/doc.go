@@ -9,7 +9,9 @@
 // the one processing goroutine (guard.go), which decodes the entry (entry.go), classifies its path
 // (classify.go) and acts: restores and holds (restore.go), resyncs and reconciles (reconcile.go),
 // auth mount changes (mounts.go), audit devices (auditdevice.go, auditdevices.go), namespaces
-// (namespaces.go). Everything the guard acts on is read back from Vault first: a line is a hint.
+// (namespaces.go); the IaC's desired state and drift from it (desired.go, drift.go); writes that take
+// away access ESO needs (weakened.go), judged on the chain model the blast radius keeps (blast.go).
+// Everything the guard acts on is read back from Vault first: a line is a hint.
 // What the guard keeps across restarts is in store.go; its bounds in bounds.go; Run (run.go)
 // wires the process.
 package auditguard
