@@ -207,6 +207,9 @@ func TestDesiredDrift(t *testing.T) {
 		if ev.Action != "corrected" || ev.Actor != nil || !reflect.DeepEqual(ev.Drift, wantDrift) || !strings.Contains(ev.Message, "wrote the desired body back") {
 			t.Errorf("event = %+v", ev)
 		}
+		// Let every job the start queued finish first: a reconcile still to run when the next
+		// edit lands would correct it before its audit entry names the writer.
+		e.settled(t, n)
 	})
 
 	t.Run("--correct-drift: an edit is corrected at once, and the correction is no drift", func(t *testing.T) {
