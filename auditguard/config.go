@@ -115,6 +115,11 @@ type Config struct {
 	// CorrectDrift writes a drifted desired policy's desired body back. Needs DesiredPolicies or
 	// Terraform. Off by default: drift is reported.
 	CorrectDrift bool
+	// ActiveWindow: a Kubernetes auth role that logged in within it (or that an ESO store uses,
+	// with BlastRadius) is active; a deleted policy only inactive roles reference is reported, not
+	// restored — once the guard has watched for a whole window (docs/auditguard.md). Defaults to
+	// 30 days; negative turns the rule off (every role active; the flag's 0).
+	ActiveWindow time.Duration
 }
 
 // SetDefaults fills zero fields with their documented defaults.
@@ -163,6 +168,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.FlapWindow == 0 {
 		c.FlapWindow = 10 * time.Minute
+	}
+	if c.ActiveWindow == 0 {
+		c.ActiveWindow = 30 * 24 * time.Hour
 	}
 	if c.DesiredPoll == 0 {
 		c.DesiredPoll = 10 * time.Second

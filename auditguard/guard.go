@@ -113,6 +113,9 @@ type Guard struct {
 	// drifted are the drifts reported and not corrected (drift.go), by the drifted body's hash, so
 	// reconcile reports each once.
 	drifted map[polKey]string
+	// activity is the roles' last logins and since when the guard watched them (active.go): nil
+	// until Run loads it.
+	activity *activity
 }
 
 // Option configures a Guard.
@@ -133,6 +136,8 @@ type options struct {
 	flapWindow        time.Duration
 	activeNodeOnly    bool
 	now               func() time.Time
+	activeWindow      time.Duration
+	blastConfigured   bool
 
 	desired              DesiredSource
 	desiredPoll          time.Duration
@@ -216,6 +221,15 @@ func WithDesiredAuthoritative(on bool) Option {
 // reported only.
 func WithCorrectDrift(on bool) Option { return func(o *options) { o.correctDrift = on } }
 
+// WithActiveWindow sets how recent a role's last login must be for the role to be active
+// (active.go): a delete of a policy only inactive roles reference is reported, not restored.
+// Defaults to 30 days; 0 or less turns the rule off (every role is active).
+func WithActiveWindow(d time.Duration) Option { return func(o *options) { o.activeWindow = d } }
+
+// WithBlastRadiusPending tells the guard a blast radius is coming (--blast-radius): until SetBlast,
+// no ESO store is known, so every role counts as active rather than none being in use.
+func WithBlastRadiusPending(on bool) Option { return func(o *options) { o.blastConfigured = on } }
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -226,7 +240,8 @@ func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 func NewGuard(v VaultAPI, store *Store, n events.Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
 		maxLine: DefaultMaxLine, maxConnections: DefaultMaxConnections, lineBufferBytes: DefaultLineBufferBytes, queueBytes: DefaultQueueBytes,
-		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now, desiredPoll: 10 * time.Second}
+		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now, desiredPoll: 10 * time.Second,
+		activeWindow: 30 * 24 * time.Hour}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -321,6 +336,8 @@ func (g *Guard) LineTooLong() { g.metrics.LinesDropped.WithLabelValues("too_long
 // accepting lines meanwhile so Vault is never blocked by the guard.
 func (g *Guard) Run(ctx context.Context) error {
 	defer g.startDesired(ctx)()
+	g.loadActivity()
+	defer g.flushLogins(true)
 	for backoff := time.Second; ; backoff = min(backoff*2, 30*time.Second) {
 		err := g.resync(ctx, "startup")
 		if err == nil {
@@ -352,6 +369,7 @@ func (g *Guard) Run(ctx context.Context) error {
 				g.log.Error(err, "resync failed")
 			}
 		case <-reconcile.C:
+			g.flushLogins(false)
 			g.reconcile(ctx)
 		}
 	}
@@ -459,6 +477,8 @@ func (g *Guard) act(ctx context.Context, ns string, e *Entry, arrived time.Time)
 		if !failed {
 			g.checkAuditDevices(ctx)
 		}
+	case KindIrrelevant:
+		g.onLogin(ns, e) // the pre-filter passes Kubernetes logins' responses (active.go)
 	}
 }
 

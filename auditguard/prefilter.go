@@ -38,9 +38,25 @@ var relevantPrefixes = [][]byte{
 }
 
 var (
-	authPrefix = []byte("auth/")
-	roleSeg    = []byte("/role/")
+	authPrefix     = []byte("auth/")
+	roleSeg        = []byte("/role/")
+	loginSuffix    = []byte("/login")
+	kubernetesAuth = []byte(`"mount_type":"kubernetes"`)
 )
+
+// isKubernetesLogin reports whether the "path" value at the start of v is auth/<mount>/login, on
+// a line naming the kubernetes mount type: a login's response, which says the role is active
+// (active.go). The mount type is looked for only on login paths, which are a small share of the
+// traffic under auth/; other auth methods' logins (auth/approle/login) are dropped by it, and
+// userpass's (auth/userpass/login/<user>) by the path.
+func isKubernetesLogin(v []byte, line []byte) bool {
+	end := bytes.IndexByte(v, '"')
+	if end < 0 {
+		return false
+	}
+	p := v[len(authPrefix):end]
+	return len(p) > len(loginSuffix) && bytes.HasSuffix(p, loginSuffix) && bytes.Contains(line, kubernetesAuth)
+}
 
 // isRolePath reports whether the "path" value at the start of v (its closing quote not included
 // yet) is auth/<mount>/role/<name> as Classify reads it. Most audited traffic is under auth/ —
@@ -65,7 +81,8 @@ func isRolePath(v []byte) bool {
 }
 
 // Relevant is the read loop's cheap pre-filter: a response entry with a "path" value under one of
-// the prefixes the guard acts on (under auth/, only auth/<mount>/role/<name>), or the request entry
+// the prefixes the guard acts on (under auth/, only auth/<mount>/role/<name>, and a Kubernetes auth
+// mount's auth/<mount>/login, whose role the guard records as active), or the request entry
 // of an audit device's disable (the device being disabled never receives the response; see
 // auditdevice.go). It scans for byte markers instead of decoding, so an irrelevant line (the vast
 // majority: KV reads, logins, token renewals) costs a fraction of a microsecond. It may pass a line
@@ -94,7 +111,7 @@ func Relevant(line []byte) bool {
 		}
 		rest = rest[j+len(pathMarker):]
 		if bytes.HasPrefix(rest, authPrefix) {
-			if isRolePath(rest) {
+			if isRolePath(rest) || isKubernetesLogin(rest, line) {
 				return true
 			}
 			continue // perhaps a namespace's path: try the next "path" value

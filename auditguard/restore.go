@@ -40,6 +40,9 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 //   - iac-authoritative: with --desired-authoritative the desired state is complete, so a policy
 //     it does not define was meant to go: nothing is written, and the roles still naming it are
 //     reported (intendedDelete);
+//   - inactive-role: every role referencing it is inactive (active.go: no ESO store uses it, no
+//     login within --active-window, and the guard has watched a whole window): the delete was a
+//     cleanup; nothing is written, the roles and their last logins are reported (inactiveDelete);
 //   - snapshot: the last body the guard read, unless it is held (restoreSnapshot).
 func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
 	if dp := g.desiredPolicy(ns, name); dp != nil {
@@ -48,6 +51,10 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 	}
 	if g.authoritative(ns) {
 		g.intendedDelete(ctx, ns, name, roles, e)
+		return
+	}
+	if inactive := g.inactiveRoles(ctx, ns, roles); inactive != nil {
+		g.inactiveDelete(ctx, ns, name, inactive, e)
 		return
 	}
 	g.restoreSnapshot(ctx, ns, name, roles, arrived, e)

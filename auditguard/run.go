@@ -124,6 +124,7 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 		WithVaultAddr(vaultAddr), WithCluster(cfg.Events.NATS.Cluster), WithActiveNodeOnly(cfg.VaultLocalNode),
 		WithDesiredState(DesiredSource{PoliciesDir: cfg.DesiredPolicies, TerraformDir: cfg.Terraform}, cfg.DesiredPoll),
 		WithDesiredAuthoritative(cfg.DesiredAuthoritative), WithCorrectDrift(cfg.CorrectDrift),
+		WithActiveWindow(cfg.ActiveWindow), WithBlastRadiusPending(cfg.BlastRadius),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,6 +17,11 @@ import (
 var (
 	bucketPolicies = []byte("policies")
 	bucketOffsets  = []byte("offsets")
+	// bucketLogins holds each role's last login (active.go), bucketMeta the guard's own facts
+	// (since when it has watched logins).
+	bucketLogins = []byte("logins")
+	bucketMeta   = []byte("meta")
+	keyWatching  = []byte("watching-since")
 )
 
 // Snapshot is the last-known body of a policy and where it came from, so a restart doesn't forget
@@ -73,7 +79,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening state store in %s: %w", dir, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPolicies, bucketOffsets} {
+		for _, b := range [][]byte{bucketPolicies, bucketOffsets, bucketLogins, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -198,4 +204,68 @@ func (s *Store) Offset(path string) (inode uint64, offset int64, ok bool) {
 		return nil
 	})
 	return inode, offset, ok
+}
+
+func loginKey(k roleKey) []byte { return []byte(k.ns + "\x00" + k.mount + "\x00" + k.role) }
+
+// PutLogins stores roles' last logins (active.go), in one transaction.
+func (s *Store) PutLogins(logins map[roleKey]time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLogins)
+		for k, t := range logins {
+			v, err := t.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			if err := b.Put(loginKey(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Logins returns every role's stored last login.
+func (s *Store) Logins() (map[roleKey]time.Time, error) {
+	out := map[roleKey]time.Time{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLogins).ForEach(func(k, v []byte) error {
+			parts := strings.SplitN(string(k), "\x00", 3)
+			var t time.Time
+			if len(parts) != 3 || t.UnmarshalBinary(v) != nil {
+				return nil // not ours: skipped
+			}
+			out[roleKey{parts[0], parts[1], parts[2]}] = t
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the roles' last logins: %w", err)
+	}
+	return out, nil
+}
+
+// WatchingSince returns when the guard first started on this state store (ok=false before).
+func (s *Store) WatchingSince() (since time.Time, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyWatching); v != nil {
+			ok = true
+			return since.UnmarshalBinary(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading when the guard started watching: %w", err)
+	}
+	return since, ok, nil
+}
+
+// SetWatchingSince records when the guard started watching logins (its first start; a test, or
+// an operator who knows the logins of a longer past, may set it earlier).
+func (s *Store) SetWatchingSince(t time.Time) error {
+	v, err := t.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyWatching, v) })
 }

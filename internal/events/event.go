@@ -88,7 +88,7 @@ type Event struct {
 	// SnapshotFrom says where the restored body came from.
 	SnapshotFrom *Provenance `json:"snapshotFrom,omitempty"`
 	// Rule is which of the guard's rules decided what it did about a policy: RuleIaC,
-	// RuleAuthoritative or RuleSnapshot (docs/auditguard.md's decision table).
+	// RuleAuthoritative, RuleInactiveRole or RuleSnapshot (docs/auditguard.md's decision table).
 	Rule string `json:"rule,omitempty"`
 	// Drift is, for policy.drifted, how the policy in Vault differs from its desired body.
 	Drift *Drift `json:"drift,omitempty"`
@@ -118,6 +118,9 @@ const (
 	// RuleSnapshot: the desired state says nothing about the policy; the guard's snapshot of it
 	// (the last body it read from Vault) is what it restores.
 	RuleSnapshot = "snapshot"
+	// RuleInactiveRole: only inactive Kubernetes auth roles reference the policy (no ESO store
+	// uses them and none logged in within --active-window): its delete was a cleanup, left alone.
+	RuleInactiveRole = "inactive-role"
 )
 
 // Drift is how a policy in Vault differs from its desired body, compared as ACL rules (a rule is

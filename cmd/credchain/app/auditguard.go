@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -65,6 +67,7 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.DurationVar(&cfg.DesiredPoll, "desired-poll", cfg.DesiredPoll, "how often the desired state's directories are checked for changes")
 	f.BoolVar(&cfg.DesiredAuthoritative, "desired-authoritative", false, "the desired state is complete: a deleted policy it does not define stays deleted even when a role names it (the reference is reported)")
 	f.BoolVar(&cfg.CorrectDrift, "correct-drift", false, "write a drifted desired policy's desired body back")
+	f.Var((*activeWindow)(&cfg.ActiveWindow), "active-window", "a role that logged in within it (or an ESO store uses, with --blast-radius) is active; a deleted policy only inactive roles name stays deleted (0 disables: every role active)")
 	addDeliveryFlags(f, &cfg.Events)
 	return cmd
 }
@@ -84,6 +87,47 @@ func (m *fileMode) Set(s string) error {
 }
 
 func (m *fileMode) Type() string { return "mode" }
+
+// activeWindow is a pflag.Value of --active-window: a duration, also in days (30d), where 0 turns
+// the rule off (Config.ActiveWindow negative).
+type activeWindow time.Duration
+
+func (w *activeWindow) String() string {
+	d := time.Duration(*w)
+	switch {
+	case d < 0:
+		return "0"
+	case d%(24*time.Hour) == 0 && d > 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+func (w *activeWindow) Set(s string) error {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 30d or 720h: %w", err)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("want a duration such as 30d or 720h: %w", err)
+		}
+	}
+	if d < 0 {
+		return fmt.Errorf("must not be negative (0 disables)")
+	}
+	if d == 0 {
+		d = -1
+	}
+	*w = activeWindow(d)
+	return nil
+}
+
+func (w *activeWindow) Type() string { return "duration" }
 
 // kubeShorthand is the deprecated --kube PATH|in-cluster: --blast-radius with --kubeconfig=PATH.
 type kubeShorthand struct{ cfg *auditguard.Config }

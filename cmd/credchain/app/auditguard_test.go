@@ -25,6 +25,9 @@ func TestAuditguardCommand(t *testing.T) {
 			if c.FlapDeletes != 5 || c.FlapWindow != 10*time.Minute {
 				t.Errorf("defaults: flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
 			}
+			if c.ActiveWindow != 30*24*time.Hour {
+				t.Errorf("defaults: active window %s", c.ActiveWindow)
+			}
 			if c.ListenMode != 0o600 || c.ListenGroup != "" || c.MaxConnections != 16 || c.LineBufferBytes != 96<<20 || c.QueueBytes != 16<<20 {
 				t.Errorf("defaults: listen mode %#o group %q, max connections %d, line buffers %d, queue bytes %d",
 					c.ListenMode, c.ListenGroup, c.MaxConnections, c.LineBufferBytes, c.QueueBytes)
@@ -117,6 +120,34 @@ func TestAuditguardCommand(t *testing.T) {
 					t.Errorf("flap %d deletes within %s", c.FlapDeletes, c.FlapWindow)
 				}
 			},
+		},
+		"active window in days": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--active-window", "7d"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.ActiveWindow != 7*24*time.Hour {
+					t.Errorf("active window %s", c.ActiveWindow)
+				}
+			},
+		},
+		"active window in hours": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--active-window", "36h"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.ActiveWindow != 36*time.Hour {
+					t.Errorf("active window %s", c.ActiveWindow)
+				}
+			},
+		},
+		"active window off": {
+			args: []string{"--listen", "tcp://127.0.0.1:9090", "--active-window", "0"},
+			want: func(t *testing.T, c auditguard.Config) {
+				if c.ActiveWindow >= 0 {
+					t.Errorf("active window %s, want negative (off)", c.ActiveWindow)
+				}
+			},
+		},
+		"active window negative is refused": {
+			args:    []string{"--listen", "tcp://127.0.0.1:9090", "--active-window", "-1h"},
+			wantErr: `invalid argument "-1h" for "--active-window" flag: must not be negative (0 disables)`,
 		},
 		"flap detection off": {
 			args: []string{"--listen", "tcp://127.0.0.1:9090", "--flap-deletes", "-1"},
