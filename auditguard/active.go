@@ -164,6 +164,13 @@ func (g *Guard) inactiveRoles(ctx context.Context, ns string, roles []events.Rol
 	if len(roles) == 0 || a == nil || a.window <= 0 || now.Sub(a.since) < a.window {
 		return nil
 	}
+	// Logins first: they are a map lookup, while the stores need the chain model built from the
+	// caches — milliseconds on a large cluster, on the restore's path, before the write.
+	for _, r := range roles {
+		if roleActive(a.window, a.since, now, false, a.last[roleKey{ns, r.Mount, r.Name}]) {
+			return nil
+		}
+	}
 	inUse := map[events.RoleRef]bool{}
 	if b := g.blast.Load(); b != nil {
 		m, err := b.Model(ctx)
