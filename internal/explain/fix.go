@@ -38,6 +38,7 @@ func (x *fixer) add(s FixStep) {
 // build returns the steps for every broken link, Vault first, then the force-syncs.
 func (x *fixer) build() []FixStep {
 	policyStep := map[int]bool{} // role link index → a policy step was written under it
+	revalidate := map[int]bool{} // store link index → its login was broken: ESO marked it not Ready
 	for i, l := range x.r.Links {
 		if l.State != Broken {
 			continue
@@ -48,6 +49,7 @@ func (x *fixer) build() []FixStep {
 			policyStep[ancestor(x.r.Links, i, LinkRole)] = true
 		case LinkRole:
 			x.role(i)
+			revalidate[ancestor(x.r.Links, i, LinkStore)] = true
 		case LinkRequest:
 			if !policyStep[ancestor(x.r.Links, i, LinkRole)] {
 				x.grant(i)
@@ -61,6 +63,7 @@ func (x *fixer) build() []FixStep {
 		x.add(FixStep{Why: "Vault was not checked (" + x.f.VaultNotChecked + "): run explain again with VAULT_ADDR and VAULT_TOKEN to find which Vault link fails"})
 	}
 	x.verify()
+	x.revalidate(revalidate)
 	for _, es := range x.externalSecrets() {
 		x.add(FixStep{Why: fmt.Sprintf("make ESO fetch ExternalSecret %s/%s now, not at its next refresh", es.Namespace, es.Name),
 			Command: fmt.Sprintf("kubectl annotate externalsecret %s -n %s force-sync=$(date +%%s) --overwrite", es.Name, es.Namespace)})
@@ -203,5 +206,24 @@ func (x *fixer) verify() {
 		x.steps[last].Why += "; with it every request ESO makes is granted (evaluated as Vault does)"
 	} else {
 		x.steps[last].Why += "; even with it, still broken: " + oneLine(strings.Join(still, "; "))
+	}
+}
+
+// revalidate asks ESO to validate again the stores whose login was broken: a store whose
+// validation failed is not Ready, and ESO v0.16.2 fails every ExternalSecret on it ("store is not
+// ready") until its store controller validates it again — at its next requeue, minutes away,
+// unless the store object changes. An annotation is such a change.
+func (x *fixer) revalidate(stores map[int]bool) {
+	for i := range x.r.Links {
+		if !stores[i] || x.r.Links[i].Store == nil {
+			continue
+		}
+		ref := x.r.Links[i].Store.StoreRef
+		target := strings.ToLower(ref.Kind) + " " + ref.Name
+		if ref.Namespace != "" {
+			target += " -n " + ref.Namespace
+		}
+		x.add(FixStep{Why: fmt.Sprintf("make ESO validate %s again now: after a failed login it is not Ready until ESO next validates it", ref),
+			Command: "kubectl annotate " + target + " credchain.io/revalidate=$(date +%s) --overwrite"})
 	}
 }
