@@ -199,18 +199,10 @@ func (g *Guard) inactiveRoles(ctx context.Context, ns string, roles []events.Rol
 // it once until the state changes. If one of the roles becomes active again (it logs in), the
 // next reconcile restores the policy from its snapshot.
 func (g *Guard) inactiveDelete(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) {
-	k := polKey{ns, name}
-	var actor *events.Actor
-	if e != nil {
-		if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err == nil && found {
-			g.recreated(ctx, ns, name, roles, e)
-			return
-		}
-		actor = g.actor(ctx, e)
-	} else if g.dangling[k] {
+	actor, report := g.leftDeleted(ctx, ns, name, roles, e)
+	if !report {
 		return
 	}
-	g.dangling[k] = true
 	g.emit(ctx, events.Event{Type: events.PolicyDeleted, Namespace: ns, Policy: name, Actor: actor, Roles: roles, Action: "recorded",
 		Rule: events.RuleInactiveRole,
 		Message: fmt.Sprintf("policy %q was deleted by %s; it is referenced only by inactive Kubernetes auth roles (%s), no ESO store uses them and none logged in within %s, so credchain left it deleted",

@@ -188,23 +188,34 @@ func (g *Guard) guardedBecause(ns, name string, roles []events.RoleRef) string {
 	return strings.Join(why, " and ")
 }
 
+// leftDeleted decides whether a delete the guard leaves alone (intendedDelete, inactiveDelete) is
+// reported: a delete entry is confirmed by a read first (re-created meanwhile: recreated handles
+// it, nothing is reported here); a missing policy reconcile finds (e == nil) is reported once
+// until the state changes. actor is the delete entry's, nil for reconcile.
+func (g *Guard) leftDeleted(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) (actor *events.Actor, report bool) {
+	k := polKey{ns, name}
+	if e != nil {
+		if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err == nil && found {
+			g.recreated(ctx, ns, name, roles, e)
+			return nil, false
+		}
+		actor = g.actor(ctx, e)
+	} else if g.dangling[k] {
+		return nil, false
+	}
+	g.dangling[k] = true
+	return actor, true
+}
+
 // intendedDelete handles a policy missing that roles reference but an authoritative desired state
 // does not define: the delete was meant (an IaC run that removed the policy before the role that
 // names it, or a cleanup the IaC already made), so it is not undone; the roles' dangling reference
 // is reported, once until the state changes. A delete entry is confirmed by a read first.
 func (g *Guard) intendedDelete(ctx context.Context, ns, name string, roles []events.RoleRef, e *Entry) {
-	k := polKey{ns, name}
-	var actor *events.Actor
-	if e != nil {
-		if _, found, err := g.vault.ReadPolicy(ctx, ns, name); err == nil && found {
-			g.recreated(ctx, ns, name, roles, e)
-			return
-		}
-		actor = g.actor(ctx, e)
-	} else if g.dangling[k] {
+	actor, report := g.leftDeleted(ctx, ns, name, roles, e)
+	if !report {
 		return
 	}
-	g.dangling[k] = true
 	still := "still name it and get"
 	if len(roles) == 1 {
 		still = "still names it and gets"
