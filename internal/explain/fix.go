@@ -225,5 +225,13 @@ func (x *fixer) revalidate(stores map[int]bool) {
 		}
 		x.add(FixStep{Why: fmt.Sprintf("make ESO validate %s again now: after a failed login it is not Ready until ESO next validates it", ref),
 			Command: "kubectl annotate " + target + " credchain.io/revalidate=$(date +%s) --overwrite"})
+		// An ExternalSecret synced before its store is Ready again fails once more, and ESO backs it
+		// off (doubling, up to minutes): wait for the store first.
+		kind := strings.ToLower(ref.Kind) + "/" + ref.Name
+		if ref.Namespace != "" {
+			kind += " -n " + ref.Namespace
+		}
+		x.add(FixStep{Why: fmt.Sprintf("wait until ESO reports %s Ready, so the sync below does not find it still invalid", ref),
+			Command: "kubectl wait --for=condition=Ready " + kind + " --timeout=2m"})
 	}
 }
