@@ -11,14 +11,9 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/check"
-	"github.com/credchain/credchain/internal/kube"
-	"github.com/credchain/credchain/webhook"
 )
 
 // CheckConfig is `credchain check`: every ExternalSecret's Vault chain, evaluated as ESO v0.16.2
@@ -244,26 +239,13 @@ func loadModel(ctx context.Context, cfg CheckConfig, stdin io.Reader) (*chain.Mo
 		}
 		return chain.NewModel(o), nil
 	}
-	rc, err := kube.RestConfig(cfg.Kubeconfig)
+	c, host, err := clusterClient(cfg.Kubeconfig)
 	if err != nil {
-		return nil, &badInputError{fmt.Errorf("finding the cluster: %w", err)}
-	}
-	version, err := webhook.DiscoverESOVersion(rc)
-	if err != nil {
-		return nil, &badInputError{fmt.Errorf("reading the cluster at %s: %w", rc.Host, err)}
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("internal error: %w", err)
-	}
-	chain.AddToScheme(scheme, version)
-	c, err := client.New(rc, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, &badInputError{fmt.Errorf("reading the cluster at %s: %w", rc.Host, err)}
+		return nil, err
 	}
 	o, err := chain.List(ctx, c)
 	if err != nil {
-		return nil, &badInputError{fmt.Errorf("reading the cluster at %s: %w", rc.Host, err)}
+		return nil, &badInputError{fmt.Errorf("reading the cluster at %s: %w", host, err)}
 	}
 	return chain.NewModel(o), nil
 }

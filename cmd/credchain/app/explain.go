@@ -12,14 +12,9 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/explain"
 	"github.com/credchain/credchain/internal/kube"
-	"github.com/credchain/credchain/webhook"
 )
 
 // ExplainConfig is `credchain explain KIND/NAME`: one workload's (or ExternalSecret's) chain,
@@ -148,7 +143,7 @@ func runExplain(ctx context.Context, cfg ExplainConfig, cio checkIO) error {
 	if err != nil {
 		return err
 	}
-	kc, host, err := explainClient(cfg.Kubeconfig)
+	kc, host, err := clusterClient(cfg.Kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -167,29 +162,6 @@ func runExplain(ctx context.Context, cfg ExplainConfig, cio checkIO) error {
 		return &explainBrokenError{"the chain is broken at " + r.Links[r.Cause.Link].Name}
 	}
 	return nil
-}
-
-// explainClient is a direct (uncached) client for the cluster, with ESO's types at the version
-// the cluster serves.
-func explainClient(kubeconfig string) (client.Reader, string, error) {
-	rc, err := kube.RestConfig(kubeconfig)
-	if err != nil {
-		return nil, "", &badInputError{fmt.Errorf("finding the cluster: %w", err)}
-	}
-	version, err := webhook.DiscoverESOVersion(rc)
-	if err != nil {
-		return nil, "", &badInputError{fmt.Errorf("reading the cluster at %s: %w", rc.Host, err)}
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, "", fmt.Errorf("internal error: %w", err)
-	}
-	chain.AddToScheme(scheme, version)
-	c, err := client.New(rc, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, "", &badInputError{fmt.Errorf("reading the cluster at %s: %w", rc.Host, err)}
-	}
-	return c, rc.Host, nil
 }
 
 // explainOptions builds Gather's options: ESO's account, the body sources, the registry checker
