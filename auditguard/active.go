@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/events"
 )
 
@@ -155,43 +156,74 @@ func (g *Guard) flushLogins(all bool) {
 	}
 }
 
-// inactiveRoles returns roles when none of them is active, nil when any is (or the rule is off).
-// Without the blast radius only logins count; when the chain model cannot be read, every role
-// counts as active. Stores name roles by mount and name, not Vault namespace: a store using a role
-// of that name on that mount makes it active in every namespace.
-func (g *Guard) inactiveRoles(ctx context.Context, ns string, roles []events.RoleRef) []events.RoleRef {
+// roleActivity decides the active-role rule for the roles referencing a missing policy: the role
+// that makes it worth restoring and why (the event's Active), or inactive = roles when none of
+// them is active. Both are nil when the rule cannot decide — it is off, or the stores are not
+// known (--blast-radius not synced, the chain model unreadable) — and the snapshot rule restores
+// as before it. Stores name roles by mount and name, not Vault namespace: a store using a role of
+// that name on that mount makes it active in every namespace.
+func (g *Guard) roleActivity(ctx context.Context, ns string, roles []events.RoleRef) (active *events.ActiveRole, inactive []events.RoleRef) {
 	a, now := g.activity, g.opts.now()
-	if len(roles) == 0 || a == nil || a.window <= 0 || now.Sub(a.since) < a.window {
-		return nil
+	if len(roles) == 0 || a == nil || a.window <= 0 {
+		return nil, nil
+	}
+	if now.Sub(a.since) < a.window {
+		since := a.since
+		return &events.ActiveRole{Role: roles[0], Why: events.ActiveUnwatched, Since: &since}, nil
 	}
 	// Logins first: they are a map lookup, while the stores need the chain model built from the
 	// caches — milliseconds on a large cluster, on the restore's path, before the write.
 	for _, r := range roles {
-		if roleActive(a.window, a.since, now, false, a.last[roleKey{ns, r.Mount, r.Name}]) {
-			return nil
+		if last := a.last[roleKey{ns, r.Mount, r.Name}]; roleActive(a.window, a.since, now, false, last) {
+			return &events.ActiveRole{Role: r, Why: events.ActiveByLogin, LastLogin: &last}, nil
 		}
 	}
-	inUse := map[events.RoleRef]bool{}
-	if b := g.blast.Load(); b != nil {
-		m, err := b.Model(ctx)
-		if err != nil {
-			g.log.Error(err, "reading the chain model; counting every role as active")
-			return nil
-		}
-		for _, s := range m.Stores {
-			if r, ok := s.KubernetesRole(); ok {
-				inUse[events.RoleRef{Mount: r.Mount, Name: r.Name}] = true
-			}
-		}
-	} else if g.opts.blastConfigured {
-		return nil // --blast-radius not synced yet: the stores are not known
+	users, known := g.storesByRole(ctx)
+	if !known {
+		return nil, nil
 	}
 	for _, r := range roles {
-		if roleActive(a.window, a.since, now, inUse[r], a.last[roleKey{ns, r.Mount, r.Name}]) {
-			return nil
+		if s, ok := users[r]; ok {
+			return &events.ActiveRole{Role: r, Why: events.ActiveByStore, Store: s}, nil
 		}
 	}
-	return roles
+	return nil, roles
+}
+
+// storesByRole names, for each Kubernetes auth role an ESO store in the watched cluster logs in
+// with, one such store ("SecretStore prod/vault-backend"). known is false when the stores cannot
+// be known: --blast-radius is set but not synced yet, or the chain model cannot be read. Without
+// --blast-radius no store is known to use any role (only logins count).
+func (g *Guard) storesByRole(ctx context.Context) (users map[events.RoleRef]string, known bool) {
+	b := g.blast.Load()
+	if b == nil {
+		return nil, !g.opts.blastConfigured
+	}
+	m, err := b.Model(ctx)
+	if err != nil {
+		g.log.Error(err, "reading the chain model; counting every role as active")
+		return nil, false
+	}
+	users = map[events.RoleRef]string{}
+	for _, s := range m.Stores {
+		r, ok := s.KubernetesRole()
+		if !ok {
+			continue
+		}
+		ref := events.RoleRef{Mount: r.Mount, Name: r.Name}
+		if _, seen := users[ref]; !seen {
+			users[ref] = storeName(s)
+		}
+	}
+	return users, true
+}
+
+// storeName is a store as events name it: "SecretStore prod/vault-backend", "ClusterSecretStore vault".
+func storeName(s *chain.Store) string {
+	if s.Namespace == "" {
+		return s.Kind + " " + s.Name
+	}
+	return s.Kind + " " + s.Namespace + "/" + s.Name
 }
 
 // inactiveDelete reports a missing policy that only inactive roles name: the delete was a cleanup,

@@ -3,6 +3,7 @@ package auditguard_test
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,10 @@ func TestActiveRoles(t *testing.T) {
 		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-order-service"))
 		e.waitPolicy(t, "eso-order-service", orderServicePolicy)
-		if ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n); ev.Rule != events.RuleSnapshot {
+		ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
+		if ev.Rule != events.RuleActiveRole || ev.Active == nil || ev.Active.Why != events.ActiveUnwatched || ev.Active.Role != role[0] ||
+			ev.Active.Since == nil || time.Since(*ev.Active.Since) > time.Hour ||
+			!strings.Contains(ev.Message, "auth/kubernetes/role/external-secrets-operator is active: the guard has watched logins only since") {
 			t.Errorf("event = %+v", ev)
 		}
 	})
@@ -69,10 +73,74 @@ func TestActiveRoles(t *testing.T) {
 		n := e.events.Count()
 		must(t, bot.Sys().DeletePolicy("eso-payment-service"))
 		ev := e.events.wait(t, events.PolicyRestored, "eso-payment-service", n)
-		if ev.Rule != events.RuleSnapshot || len(ev.Roles) != 1 || ev.Roles[0] != role[0] {
+		if ev.Rule != events.RuleActiveRole || len(ev.Roles) != 1 || ev.Roles[0] != role[0] || ev.Active == nil ||
+			ev.Active.Why != events.ActiveByLogin || ev.Active.LastLogin == nil || time.Since(*ev.Active.LastLogin) > time.Hour ||
+			!strings.Contains(ev.Message, "auth/kubernetes/role/external-secrets-operator is active: it last logged in at") {
 			t.Errorf("event = %+v", ev)
 		}
 		e.waitPolicy(t, "eso-payment-service", strings.ReplaceAll(orderServicePolicy, "order", "payment"))
+	})
+}
+
+// TestActiveRoleUsedByStore: the other half of "active" (issue 15 item 2), against a real Vault
+// and a real kube-apiserver with ESO's CRDs. The guard has watched logins for 31 days and seen
+// none, so only an ESO store can make external-secrets-operator active: while SecretStore
+// prod/vault-backend logs in with it, a delete of a policy it names is restored and the event
+// names the store; once the store is gone, the next delete is a cleanup, left deleted.
+func TestActiveRoleUsedByStore(t *testing.T) {
+	testenv.NeedsServer(t, "vault")
+	c, kubeconfig := startKube(t)
+	store := vaultStore("SecretStore", "prod", "vault-backend", "external-secrets-operator", "")
+	must(t, c.Create(t.Context(), store))
+	e := setup(t)
+	must(t, os.MkdirAll(e.stateDir, 0o700))
+	st, err := auditguard.OpenStore(e.stateDir)
+	must(t, err)
+	must(t, st.SetWatchingSince(time.Now().Add(-31*24*time.Hour)))
+	must(t, st.Close())
+	e.kube, e.metrics = kubeconfig, testenv.FreeAddrT(t)
+	e.startGuard(t, false)
+	e.enableDevices(t)
+	waitMetric(t, e.metrics, "credchain_auditguard_blast_radius_ready", 1)
+	bot := e.bot(t)
+	role := events.RoleRef{Mount: "kubernetes", Name: "external-secrets-operator"}
+
+	t.Run("an ESO store logs in with the role: restored, naming the store", func(t *testing.T) {
+		n := e.events.Count()
+		must(t, bot.Sys().DeletePolicy("eso-order-service"))
+		ev := e.events.wait(t, events.PolicyRestored, "eso-order-service", n)
+		want := events.ActiveRole{Role: role, Why: events.ActiveByStore, Store: "SecretStore prod/vault-backend"}
+		if ev.Rule != events.RuleActiveRole || ev.Active == nil || *ev.Active != want ||
+			!strings.Contains(ev.Message, "auth/kubernetes/role/external-secrets-operator is active: ESO store SecretStore prod/vault-backend logs in with it") {
+			t.Errorf("event = %+v", ev)
+		}
+		e.waitPolicy(t, "eso-order-service", orderServicePolicy)
+	})
+
+	t.Run("the store is gone: the next delete is a cleanup", func(t *testing.T) {
+		must(t, c.Delete(t.Context(), store))
+		// The guard's informer learns of the delete asynchronously: until it has, a delete is
+		// still restored (and the test tries again).
+		for attempt := 0; ; attempt++ {
+			n := e.events.Count()
+			must(t, bot.Sys().DeletePolicy("eso-payment-service"))
+			evs := e.settled(t, n)
+			if got := ofType(evs, events.PolicyDeleted); len(got) == 1 {
+				if ev := got[0]; ev.Rule != events.RuleInactiveRole || ev.Active != nil || len(ev.Roles) != 1 || ev.Roles[0] != role ||
+					!strings.Contains(ev.Message, "auth/kubernetes/role/external-secrets-operator: never seen") {
+					t.Errorf("event = %+v", ev)
+				}
+				break
+			}
+			if restored := ofType(evs, events.PolicyRestored); len(restored) != 1 || attempt == 20 {
+				t.Fatalf("attempt %d: events %+v", attempt, evs)
+			}
+			e.waitPolicy(t, "eso-payment-service", strings.ReplaceAll(orderServicePolicy, "order", "payment"))
+			time.Sleep(200 * time.Millisecond)
+		}
+		if body := e.policy(t, "eso-payment-service"); body != "" {
+			t.Errorf("eso-payment-service is back: %q", body)
+		}
 	})
 }
 

@@ -286,7 +286,7 @@ func TestDesiredBroken(t *testing.T) {
 			t.Errorf("event = %+v", ev)
 		}
 		must(t, bot.Sys().DeletePolicy("eso-payment-service"))
-		if ev := e.events.wait(t, events.PolicyRestored, "eso-payment-service", n); ev.Rule != events.RuleSnapshot {
+		if ev := e.events.wait(t, events.PolicyRestored, "eso-payment-service", n); ev.Rule != events.RuleActiveRole || ev.Active == nil {
 			t.Errorf("eso-payment-service, only in the broken file: event = %+v", ev)
 		}
 		if got := ofType(e.settled(t, n), events.DesiredStateInvalid); len(got) != 0 {

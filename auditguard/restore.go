@@ -43,7 +43,10 @@ func (g *Guard) onPolicyDeleted(ctx context.Context, ns, name string, e *Entry, 
 //   - inactive-role: every role referencing it is inactive (active.go: no ESO store uses it, no
 //     login within --active-window, and the guard has watched a whole window): the delete was a
 //     cleanup; nothing is written, the roles and their last logins are reported (inactiveDelete);
-//   - snapshot: the last body the guard read, unless it is held (restoreSnapshot).
+//   - active-role: a role referencing it is active (Event.Active says which and why): the last
+//     body the guard read, unless it is held (restoreSnapshot);
+//   - snapshot: the same when the active-role rule cannot decide (--active-window 0, or the ESO
+//     stores are not known yet).
 func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
 	if dp := g.desiredPolicy(ns, name); dp != nil {
 		g.restoreDesired(ctx, ns, dp, roles, arrived, e)
@@ -53,11 +56,12 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 		g.intendedDelete(ctx, ns, name, roles, e)
 		return
 	}
-	if inactive := g.inactiveRoles(ctx, ns, roles); inactive != nil {
+	active, inactive := g.roleActivity(ctx, ns, roles)
+	if inactive != nil {
 		g.inactiveDelete(ctx, ns, name, inactive, e)
 		return
 	}
-	g.restoreSnapshot(ctx, ns, name, roles, arrived, e)
+	g.restoreSnapshot(ctx, ns, name, roles, arrived, e, active)
 }
 
 // restoreSnapshot writes the last snapshot back. The actor's details are looked up only after the
@@ -71,7 +75,7 @@ func (g *Guard) restore(ctx context.Context, ns, name string, roles []events.Rol
 // compare-and-set for policies, so a re-creation between that read and the write is still
 // overwritten; the re-creation's own entry, processed next, then snapshots what the writer sees.
 // A held snapshot (Hold) is never written.
-func (g *Guard) restoreSnapshot(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry) {
+func (g *Guard) restoreSnapshot(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry, active *events.ActiveRole) {
 	snap, err := g.store.GetSnapshot(ns, name)
 	if err != nil {
 		var actor *events.Actor
@@ -94,8 +98,12 @@ func (g *Guard) restoreSnapshot(ctx context.Context, ns, name string, roles []ev
 			return
 		}
 	}
-	g.writeBack(ctx, ns, name, roles, arrived, e, restoreFrom{body: snap.Body, meta: snap.Meta, rule: events.RuleSnapshot,
-		what: "its snapshot of " + snap.Meta.ReadAt.UTC().Format(time.RFC3339)})
+	from := restoreFrom{body: snap.Body, meta: snap.Meta, rule: events.RuleSnapshot,
+		what: "its snapshot of " + snap.Meta.ReadAt.UTC().Format(time.RFC3339)}
+	if active != nil {
+		from.rule, from.active = events.RuleActiveRole, active
+	}
+	g.writeBack(ctx, ns, name, roles, arrived, e, from)
 }
 
 // restoreDesired writes a desired policy's desired body back: the IaC says it exists, so neither a
@@ -141,6 +149,8 @@ type restoreFrom struct {
 	meta events.Provenance
 	rule string
 	what string
+	// active is, for RuleActiveRole, the role that made the policy worth restoring.
+	active *events.ActiveRole
 }
 
 // writeBack writes a restore's body and reports it (or its failure). A desired body becomes the
@@ -167,9 +177,17 @@ func (g *Guard) writeBack(ctx context.Context, ns, name string, roles []events.R
 	delete(g.dangling, polKey{ns, name})
 	meta := from.meta
 	g.emit(ctx, events.Event{Type: events.PolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
-		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta, Rule: from.rule,
-		Message: fmt.Sprintf("policy %q was deleted by %s while %s; credchain restored it from %s in %s",
-			name, whoDeleted(actor), g.guardedBecause(ns, name, roles), from.what, latency.Round(time.Microsecond))})
+		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta, Rule: from.rule, Active: from.active,
+		Message: fmt.Sprintf("policy %q was deleted by %s while %s%s; credchain restored it from %s in %s",
+			name, whoDeleted(actor), g.guardedBecause(ns, name, roles), activeClause(from.active), from.what, latency.Round(time.Microsecond))})
+}
+
+// activeClause is the message's reason a referencing role counts as active: "" without one.
+func activeClause(a *events.ActiveRole) string {
+	if a == nil {
+		return ""
+	}
+	return " (" + a.String() + ")"
 }
 
 // guardedBecause says why the guard keeps a policy: the desired state defines it, roles still

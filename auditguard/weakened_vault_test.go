@@ -26,17 +26,8 @@ import (
 // corrected with --correct-drift, and the event says the IaC's rule decided.
 func TestPolicyWeakened(t *testing.T) {
 	testenv.NeedsServer(t, "vault")
-	testenv.KubebuilderAssets(t)
-	kenv := testenv.Patient(&envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}, ErrorIfCRDPathMissing: true})
-	cfg, err := kenv.Start()
-	must(t, err)
-	t.Cleanup(func() { _ = kenv.Stop() })
-	c, err := crclient.New(cfg, crclient.Options{})
-	must(t, err)
+	c, kubeconfig := startKube(t)
 	ctx := t.Context()
-	for _, ns := range []string{"prod", "external-secrets"} {
-		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	}
 	for _, o := range []crclient.Object{
 		vaultStore("ClusterSecretStore", "", "vault", "external-secrets-operator", ""),
 		externalSecret("prod", "order-service", "ClusterSecretStore", "vault", "regcred-order-service"),
@@ -47,13 +38,6 @@ func TestPolicyWeakened(t *testing.T) {
 	} {
 		must(t, c.Create(ctx, o))
 	}
-	user, err := kenv.AddUser(envtest.User{Name: "credchain-auditguard", Groups: []string{"system:masters"}}, nil)
-	must(t, err)
-	kc, err := user.KubeConfig()
-	must(t, err)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	must(t, os.WriteFile(kubeconfig, kc, 0o600))
-
 	const noRead = `path "registry-creds/creds/order-service" { capabilities = ["read"] }
 `
 	ref := func(kind, ns, name string) events.ObjectRef {
@@ -138,4 +122,27 @@ func TestPolicyWeakened(t *testing.T) {
 		}
 		e.waitPolicy(t, "eso-order-service", orderServicePolicy)
 	})
+}
+
+// startKube starts a real kube-apiserver with ESO's CRDs and namespaces prod and external-secrets,
+// and returns a client of it and the path of a kubeconfig for the guard's --blast-radius.
+func startKube(t *testing.T) (crclient.Client, string) {
+	t.Helper()
+	testenv.KubebuilderAssets(t)
+	kenv := testenv.Patient(&envtest.Environment{CRDInstallOptions: envtest.CRDInstallOptions{Paths: testenv.ESOCRDFiles(t)}, ErrorIfCRDPathMissing: true})
+	cfg, err := kenv.Start()
+	must(t, err)
+	t.Cleanup(func() { _ = kenv.Stop() })
+	c, err := crclient.New(cfg, crclient.Options{})
+	must(t, err)
+	for _, ns := range []string{"prod", "external-secrets"} {
+		must(t, c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	user, err := kenv.AddUser(envtest.User{Name: "credchain-auditguard", Groups: []string{"system:masters"}}, nil)
+	must(t, err)
+	kc, err := user.KubeConfig()
+	must(t, err)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	must(t, os.WriteFile(kubeconfig, kc, 0o600))
+	return c, kubeconfig
 }

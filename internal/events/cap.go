@@ -58,6 +58,13 @@ func Cap(e Event) Event {
 	e.Reason = c.str("reason", e.Reason, MaxNameBytes)
 	e.Action = c.str("action", e.Action, MaxNameBytes)
 	e.Rule = c.str("rule", e.Rule, MaxNameBytes)
+	if e.Active != nil {
+		a := *e.Active
+		a.Role = RoleRef{Mount: c.str("active.role.mount", a.Role.Mount, MaxNameBytes), Name: c.str("active.role.name", a.Role.Name, MaxNameBytes)}
+		a.Why = c.str("active.why", a.Why, MaxNameBytes)
+		a.Store = c.str("active.store", a.Store, MaxPathBytes)
+		e.Active = &a
+	}
 	e.Message = c.str("message", e.Message, MaxMessageBytes)
 	e.Error = c.str("error", e.Error, MaxMessageBytes)
 	e.Actor = c.actor("actor", e.Actor)

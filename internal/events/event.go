@@ -88,8 +88,12 @@ type Event struct {
 	// SnapshotFrom says where the restored body came from.
 	SnapshotFrom *Provenance `json:"snapshotFrom,omitempty"`
 	// Rule is which of the guard's rules decided what it did about a policy: RuleIaC,
-	// RuleAuthoritative, RuleInactiveRole or RuleSnapshot (docs/auditguard.md's decision table).
+	// RuleAuthoritative, RuleActiveRole, RuleInactiveRole or RuleSnapshot (docs/auditguard.md's
+	// decision table).
 	Rule string `json:"rule,omitempty"`
+	// Active is, for RuleActiveRole, the role that made the policy worth restoring and why it
+	// counts as active.
+	Active *ActiveRole `json:"active,omitempty"`
 	// Drift is, for policy.drifted, how the policy in Vault differs from its desired body.
 	Drift *Drift `json:"drift,omitempty"`
 	// Lost is, for policy.weakened, each request ESO makes that the write took away.
@@ -121,7 +125,54 @@ const (
 	// RuleInactiveRole: only inactive Kubernetes auth roles reference the policy (no ESO store
 	// uses them and none logged in within --active-window): its delete was a cleanup, left alone.
 	RuleInactiveRole = "inactive-role"
+	// RuleActiveRole: the desired state says nothing about the policy and an active Kubernetes
+	// auth role references it (Event.Active says which and why): the guard's snapshot is what it
+	// restores. RuleSnapshot instead when the active-role rule is off (--active-window 0).
+	RuleActiveRole = "active-role"
 )
+
+// ActiveRole is why a role counts as active (issue 15 item 2): an ESO store logs in with it, it
+// logged in within the window, or the guard has not watched a whole window yet and cannot tell.
+type ActiveRole struct {
+	Role RoleRef `json:"role"`
+	// Why is ActiveByStore, ActiveByLogin or ActiveUnwatched.
+	Why string `json:"why"`
+	// Store is, for ActiveByStore, the ESO store that logs in with the role ("SecretStore
+	// prod/vault-backend", "ClusterSecretStore vault").
+	Store string `json:"store,omitempty"`
+	// LastLogin is, for ActiveByLogin, the role's last login the guard saw.
+	LastLogin *time.Time `json:"lastLogin,omitempty"`
+	// Since is, for ActiveUnwatched, when the guard started watching logins.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// Why a role is active (ActiveRole.Why).
+const (
+	ActiveByStore   = "store"
+	ActiveByLogin   = "login"
+	ActiveUnwatched = "unwatched"
+)
+
+// String is the reason as a clause: "auth/kubernetes/role/eso is active: ESO store SecretStore
+// prod/vault-backend logs in with it".
+func (a ActiveRole) String() string {
+	role := "auth/" + a.Role.Mount + "/role/" + a.Role.Name + " is active: "
+	switch a.Why {
+	case ActiveByStore:
+		return role + "ESO store " + a.Store + " logs in with it"
+	case ActiveByLogin:
+		if a.LastLogin != nil {
+			return role + "it last logged in at " + a.LastLogin.UTC().Format(time.RFC3339)
+		}
+		return role + "it logged in recently"
+	case ActiveUnwatched:
+		if a.Since != nil {
+			return role + "the guard has watched logins only since " + a.Since.UTC().Format(time.RFC3339) + ", less than a whole window"
+		}
+		return role + "the guard has not watched logins for a whole window"
+	}
+	return role + a.Why
+}
 
 // Drift is how a policy in Vault differs from its desired body, compared as ACL rules (a rule is
 // its path and kind; what it grants is its capabilities and restrictions), so formatting,

@@ -285,12 +285,28 @@ func slackRule(e Event) string {
 	case RuleAuthoritative:
 		return "the IaC, which is authoritative (--desired-authoritative) and does not define the policy: its delete was meant"
 	case RuleSnapshot:
-		if p := e.SnapshotFrom; p != nil && !p.ReadAt.IsZero() {
-			return "the guard's snapshot, read from Vault at " + p.ReadAt.UTC().Format(time.RFC3339)
+		return snapshotRead(e)
+	case RuleActiveRole:
+		why := "an active role"
+		if e.Active != nil {
+			why += " (" + e.Active.String() + ")"
 		}
-		return "the guard's snapshot"
+		if e.Type == PolicyRestored {
+			why += "; restored from " + snapshotRead(e)
+		}
+		return why
+	case RuleInactiveRole:
+		return "inactive roles only (no ESO store uses them, none logged in within the window): the delete was a cleanup"
 	}
 	return e.Rule
+}
+
+// snapshotRead names the guard's snapshot an event's body came from, with when it was read.
+func snapshotRead(e Event) string {
+	if p := e.SnapshotFrom; p != nil && !p.ReadAt.IsZero() {
+		return "the guard's snapshot, read from Vault at " + p.ReadAt.UTC().Format(time.RFC3339)
+	}
+	return "the guard's snapshot"
 }
 
 // slackDrift is a block's bullet, escaped, of a drift's rule changes: "" without a drift.
