@@ -57,7 +57,24 @@ func NewNATS(cfg NATSConfig, log logr.Logger) (*NATS, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = "CREDCHAIN"
 	}
-	opts := []nats.Option{nats.Name("credchain"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+	nc, err := Dial(cfg, "credchain")
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats jetstream: %w", err)
+	}
+	return &NATS{cfg: cfg, nc: nc, js: js, log: log, covered: map[string]bool{}}, nil
+}
+
+// Dial connects to cfg's NATS servers as name (the connection name the servers show), with cfg's
+// credentials and TLS, retrying in the background when they are down and reconnecting forever:
+// the events' NATS sink, the guard's shared state and the cluster inventories each hold one
+// connection (each may use its own NATS user).
+func Dial(cfg NATSConfig, name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond)}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
@@ -79,12 +96,7 @@ func NewNATS(cfg NATSConfig, log logr.Logger) (*NATS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("nats jetstream: %w", err)
-	}
-	return &NATS{cfg: cfg, nc: nc, js: js, log: log, covered: map[string]bool{}}, nil
+	return nc, nil
 }
 
 // Name implements Sink.
