@@ -4,7 +4,8 @@
 # the cache is skipped, so a warm run takes well under a second. Tools are built one at a time
 # because these machines have two cores and a cold kube-apiserver build alone takes ~15 minutes.
 #
-#   hack/testbin.sh [k8s|etcd|vault|eso|registry|helm|promcrds|promcheck ...]   (no argument: all of them)
+#   hack/testbin.sh [k8s|etcd|vault|eso|registry|helm|promcrds|promcheck|kyverno ...]
+#                                      (no argument: all of them but kyverno, which only the peer benchmark needs)
 #   hack/testbin.sh --print-env                         (prints the env vars tests read)
 #
 # Cache root: ${CREDCHAIN_TESTBIN:-$HOME/.cache/credchain/testbin}
@@ -19,6 +20,8 @@ HELM_VERSION=3.22.0
 CONTROLLER_GEN_VERSION=0.23.0
 PROMETHEUS_OPERATOR_VERSION=0.95.2
 PROMETHEUS_VERSION=0.316.0
+# Kyverno is built only by `make peerbench` (hack/peerbench), never by the default list below.
+KYVERNO_VERSION=1.19.1
 # Bump when hack/testbin/promql changes: the cache is keyed by it (internal/testenv.PromCheckRevision).
 PROMCHECK_REVISION=2
 
@@ -36,6 +39,7 @@ if [[ "${1:-}" == "--print-env" ]]; then
   echo "CREDCHAIN_HELM=$ROOT/helm-$HELM_VERSION/helm"
   echo "CREDCHAIN_PROM_CRDS=$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
   echo "CREDCHAIN_PROMCHECK=$ROOT/promcheck-$PROMETHEUS_VERSION-r$PROMCHECK_REVISION/promcheck"
+  echo "CREDCHAIN_KYVERNO=$ROOT/kyverno-$KYVERNO_VERSION/kyverno"
   exit 0
 fi
 
@@ -136,12 +140,20 @@ promcheck() {
   build_one "$HACK/promql" "$ROOT/promcheck-$PROMETHEUS_VERSION-r$PROMCHECK_REVISION/promcheck" "promcheck r$PROMCHECK_REVISION (prometheus v$PROMETHEUS_VERSION parser and PromQL engine, ~3 min cold)" -ldflags "-s -w" .
 }
 
+# kyverno: Kyverno's admission controller (hack/testbin/kyverno), the peer the benchmark in
+# hack/peerbench measures credchain against. Not in the default list: ~8 min and 263 MB that CI's
+# budget does not need.
+kyverno() {
+  build_one "$HACK/kyverno" "$ROOT/kyverno-$KYVERNO_VERSION/kyverno" "kyverno v$KYVERNO_VERSION (~8 min cold, 263 MB)" \
+    -ldflags "-s -w" github.com/kyverno/kyverno/cmd/kyverno
+}
+
 tools=("$@")
 [[ ${#tools[@]} -eq 0 ]] && tools=(etcd k8s vault eso registry helm promcrds promcheck)
 for t in "${tools[@]}"; do
   case "$t" in
-    k8s|etcd|vault|eso|registry|helm|promcrds|promcheck) "$t" ;;
-    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry, helm, promcrds, promcheck)"; exit 2 ;;
+    k8s|etcd|vault|eso|registry|helm|promcrds|promcheck|kyverno) "$t" ;;
+    *) log "unknown tool $t (want k8s, etcd, vault, eso, registry, helm, promcrds, promcheck, kyverno)"; exit 2 ;;
   esac
 done
 log "done: $(printf '%s ' "${tools[@]}")"
