@@ -191,8 +191,12 @@ func (c *capper) str(field, s string, max int) string {
 }
 
 func (c *capper) ref(field string, r ObjectRef) ObjectRef {
-	return ObjectRef{Kind: c.str(field+".kind", r.Kind, MaxNameBytes), Namespace: c.str(field+".namespace", r.Namespace, MaxNameBytes),
+	out := ObjectRef{Kind: c.str(field+".kind", r.Kind, MaxNameBytes), Namespace: c.str(field+".namespace", r.Namespace, MaxNameBytes),
 		Name: c.str(field+".name", r.Name, MaxNameBytes)}
+	if r.Cluster != "" { // counted only when set: a single-cluster event's size bound stays as it was
+		out.Cluster = c.str(field+".cluster", r.Cluster, MaxNameBytes)
+	}
+	return out
 }
 
 func (c *capper) refs(field string, rs []ObjectRef) []ObjectRef {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -174,4 +175,30 @@ func tail(s string) string {
 		return s[len(s)-8:]
 	}
 	return s
+}
+
+// TestCapCapsBlastRadiusCluster: a blast radius entry's cluster comes from a cluster's inventory
+// (its key, at most 253 bytes, but the value is not the publisher's to trust) and is a name.
+func TestCapCapsBlastRadiusCluster(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cluster, want string
+		truncated     []string
+	}{
+		"a name within the cap is kept": {cluster: "eu-1", want: "eu-1"},
+		"a longer one is cut":           {cluster: strings.Repeat("c", 300), want: strings.Repeat("c", 253) + "…", truncated: []string{"blastRadius.workloads.cluster"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := event(1)
+			e.BlastRadius = &BlastRadius{Workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: "a", Cluster: tc.cluster}}}
+			got := Cap(e)
+			if c := got.BlastRadius.Workloads[0].Cluster; c != tc.want {
+				t.Errorf("cluster = %q, want %q", c, tc.want)
+			}
+			if !slices.Equal(got.Truncated, tc.truncated) {
+				t.Errorf("truncated = %q, want %q", got.Truncated, tc.truncated)
+			}
+		})
+	}
 }

@@ -333,6 +333,9 @@ type ObjectRef struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
+	// Cluster is the cluster the object is in, when the guard knows it from the clusters'
+	// inventories (internal/inventory); empty for the guard's own cluster and in admission events.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // String is kind namespace/name.

@@ -370,14 +370,26 @@ func slackAffected(e Event) string {
 			if len(l.refs) == 0 {
 				continue
 			}
-			parts := make([]string, len(l.refs))
-			for i, r := range l.refs {
-				parts[i] = ObjectRef{Kind: clip(r.Kind, slackNameRunes), Namespace: clip(r.Namespace, slackNameRunes), Name: clip(r.Name, slackNameRunes)}.String()
-			}
-			fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, esc(clipList(parts)))
+			fmt.Fprintf(&b, "\n• *%s affected:* %s", l.what, esc(clipList(slackRefs(l.refs))))
 		}
 	}
 	return b.String()
+}
+
+// slackRefs renders blast-radius refs, unescaped. Refs from several clusters' inventories name
+// their cluster before the first of each run in that cluster ("[eu-1] Deployment prod/a,
+// Deployment prod/b, [us-2] CronJob ops/c"): the guard lists them grouped by cluster.
+func slackRefs(refs []ObjectRef) []string {
+	parts := make([]string, len(refs))
+	cluster := ""
+	for i, r := range refs {
+		parts[i] = ObjectRef{Kind: clip(r.Kind, slackNameRunes), Namespace: clip(r.Namespace, slackNameRunes), Name: clip(r.Name, slackNameRunes)}.String()
+		if r.Cluster != "" && r.Cluster != cluster {
+			parts[i] = "[" + clip(r.Cluster, slackNameRunes) + "] " + parts[i]
+		}
+		cluster = r.Cluster
+	}
+	return parts
 }
 
 // slackEscaper applies Slack's escaping rules for message text: these three characters only.

@@ -208,6 +208,9 @@ func TestSlackEscapesUserStrings(t *testing.T) {
 			e.BlastRadius = &BlastRadius{Stores: []ObjectRef{{Kind: "SecretStore", Namespace: "prod", Name: s}},
 				ExternalSecrets: []ObjectRef{{Kind: "ExternalSecret", Namespace: s, Name: "x"}}, Workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: s}}}
 		},
+		"blast radius cluster": func(e *Event, s string) {
+			e.BlastRadius = &BlastRadius{Workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: "x", Cluster: s}}}
+		},
 	} {
 		t.Run(field, func(t *testing.T) {
 			t.Parallel()
@@ -563,6 +566,36 @@ func TestSlackSaysWhichRuleDecided(t *testing.T) {
 			}
 			if strings.Contains(text, "<!channel>") {
 				t.Errorf("unescaped:\n%s", text)
+			}
+		})
+	}
+}
+
+// TestSlackNamesBlastRadiusClusters: a blast radius gathered from several clusters' inventories
+// says which cluster each object is in, once per run of objects in the same cluster, so "14
+// workloads in 3 clusters" reads as such; a single-cluster radius (no cluster set) reads as before.
+func TestSlackNamesBlastRadiusClusters(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		workloads []ObjectRef
+		want      string
+	}{
+		"two clusters": {
+			workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: "a", Cluster: "eu-1"},
+				{Kind: "Deployment", Namespace: "prod", Name: "b", Cluster: "eu-1"}, {Kind: "CronJob", Namespace: "ops", Name: "c", Cluster: "us-2"}},
+			want: "\n• *workloads affected:* [eu-1] Deployment prod/a, Deployment prod/b, [us-2] CronJob ops/c\n",
+		},
+		"no cluster": {
+			workloads: []ObjectRef{{Kind: "Deployment", Namespace: "prod", Name: "a"}},
+			want:      "\n• *workloads affected:* Deployment prod/a\n",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := event(1)
+			e.BlastRadius = &BlastRadius{Workloads: tc.workloads}
+			if text := SlackMessage("", []Event{e}).Text; !strings.Contains(text, tc.want) {
+				t.Errorf("want %q in:\n%s", tc.want, text)
 			}
 		})
 	}
