@@ -53,7 +53,7 @@ func newActivity(window time.Duration, since time.Time) *activity {
 
 // login records a role's login at t, written through to s unless the role's last write is less
 // than loginCoalesce old (then flush writes it later).
-func (a *activity) login(s *Store, k roleKey, t time.Time) error {
+func (a *activity) login(s State, k roleKey, t time.Time) error {
 	if !t.After(a.last[k]) {
 		return nil
 	}
@@ -69,7 +69,7 @@ func (a *activity) login(s *Store, k roleKey, t time.Time) error {
 
 // flush writes the coalesced logins whose last write is at least loginCoalesce old at now, or
 // all of them when all is set (the guard stops).
-func (a *activity) flush(s *Store, now time.Time, all bool) error {
+func (a *activity) flush(s State, now time.Time, all bool) error {
 	batch := map[roleKey]time.Time{}
 	for k := range a.dirty {
 		if all || now.Sub(a.written[k]) >= loginCoalesce {

@@ -44,6 +44,23 @@ type Config struct {
 	// StateDir holds the snapshot store (state.db) and the event outbox (events.db). Defaults to
 	// /var/lib/credchain.
 	StateDir string
+	// State is where the guard keeps its State (state.go): "bbolt", state.db in StateDir, for a
+	// single replica with a volume; or "nats", a JetStream key-value bucket on the Events.NATS
+	// servers (--nats-url and its credentials) shared by every replica, which then elect a leader
+	// to reconcile (leader.go, docs/scale.md). Defaults to "bbolt".
+	State string
+	// StateBucket is the key-value bucket of --state=nats; the leader lease and the replicas'
+	// heartbeats are in "<StateBucket>-leader". Defaults to "credchain-guard".
+	StateBucket string
+	// StateReplicas is how many copies JetStream keeps of the state buckets (1, 3 or 5; at most the
+	// NATS cluster's size). Defaults to 1.
+	StateReplicas int
+	// ReplicaID names this replica in the leader lease, its heartbeat and its file offsets.
+	// Defaults to $POD_NAME, else the hostname.
+	ReplicaID string
+	// LeaderTTL is the leader lease: a dead leader's reconcile is taken over within it. At least
+	// 3s. Defaults to 15s.
+	LeaderTTL time.Duration
 	// HealthAddr serves /healthz and /readyz (ready once the first resync from Vault succeeded).
 	// Defaults to ":8081"; "0" disables.
 	HealthAddr string
@@ -130,6 +147,7 @@ func (c *Config) SetDefaults() {
 	if c.HealthAddr == "" {
 		c.HealthAddr = ":8081"
 	}
+	c.setStateDefaults()
 	if c.MetricsAddr == "" {
 		c.MetricsAddr = ":8080"
 	}
@@ -191,6 +209,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateProcessing()...)
 	errs = append(errs, c.validateVault()...)
 	errs = append(errs, c.validateDesired()...)
+	errs = append(errs, c.validateState()...)
 	if err := c.Events.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -301,4 +320,73 @@ func (c *Config) validateDesired() []error {
 		errs = append(errs, errors.New("--correct-drift: needs the desired state, --desired-policies and/or --terraform"))
 	}
 	return errs
+}
+
+// The values of Config.State.
+const (
+	StateBBolt = "bbolt"
+	StateNATS  = "nats"
+)
+
+func (c *Config) setStateDefaults() {
+	if c.State == "" {
+		c.State = StateBBolt
+	}
+	if c.StateBucket == "" {
+		c.StateBucket = DefaultStateBucket
+	}
+	if c.StateReplicas == 0 {
+		c.StateReplicas = 1
+	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = os.Getenv("POD_NAME")
+	}
+	if c.ReplicaID == "" {
+		c.ReplicaID, _ = os.Hostname()
+	}
+	if c.LeaderTTL == 0 {
+		c.LeaderTTL = DefaultLeaderTTL
+	}
+}
+
+// validateState checks where the state is kept: --state=nats needs NATS, a bucket name JetStream
+// accepts, a replica ID and a lease long enough to renew.
+func (c *Config) validateState() []error {
+	switch c.State {
+	case StateBBolt:
+		return nil
+	case StateNATS:
+	default:
+		return []error{fmt.Errorf("--state %q: must be %s or %s", c.State, StateBBolt, StateNATS)}
+	}
+	var errs []error
+	if len(c.Events.NATS.URLs) == 0 {
+		errs = append(errs, errors.New("--state=nats: needs --nats-url (the state is a JetStream key-value bucket there)"))
+	}
+	if !validBucket(c.StateBucket) {
+		errs = append(errs, fmt.Errorf("--state-bucket %q: must be letters, digits, '-' and '_'", c.StateBucket))
+	}
+	if c.StateReplicas < 1 || c.StateReplicas > 5 {
+		errs = append(errs, fmt.Errorf("--state-replicas %d: must be 1 to 5", c.StateReplicas))
+	}
+	if c.ReplicaID == "" {
+		errs = append(errs, errors.New("--replica-id: must not be empty (set it, or POD_NAME)"))
+	}
+	if c.LeaderTTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("--leader-ttl %s: must be at least 3s", c.LeaderTTL))
+	}
+	return errs
+}
+
+// validBucket reports whether name is a JetStream key-value bucket name.
+func validBucket(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

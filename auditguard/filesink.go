@@ -35,7 +35,7 @@ type FileSink struct {
 	Guard ingester
 	// Store is the guard's store: where the offset is read from at start. Checkpoints are saved
 	// by the guard's processing into its own store.
-	Store *Store
+	Store State
 	Log   logr.Logger
 	// Poll is how often the file is checked besides inotify's wake-ups while the directory is
 	// watched: the safety net for writes inotify does not report (filewatch.go). Defaults to 1s.

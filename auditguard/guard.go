@@ -50,7 +50,7 @@ const (
 // Guard consumes audit lines and keeps policies referenced by Kubernetes auth roles alive.
 type Guard struct {
 	vault   VaultAPI
-	store   *Store
+	store   State
 	index   *Index
 	notify  events.Notifier
 	log     logr.Logger
@@ -138,6 +138,7 @@ type options struct {
 	now               func() time.Time
 	activeWindow      time.Duration
 	blastConfigured   bool
+	leader            func() bool
 
 	desired              DesiredSource
 	desiredPoll          time.Duration
@@ -230,6 +231,10 @@ func WithActiveWindow(d time.Duration) Option { return func(o *options) { o.acti
 // no ESO store is known, so every role counts as active rather than none being in use.
 func WithBlastRadiusPending(on bool) Option { return func(o *options) { o.blastConfigured = on } }
 
+// WithLeader makes reconcile run only while leading() (leader.go): with replicas, one of them
+// reconciles, so a missing policy is restored and reported once. Defaults to always leading.
+func WithLeader(leading func() bool) Option { return func(o *options) { o.leader = leading } }
+
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
 
@@ -237,7 +242,7 @@ func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a 
 func WithCluster(c string) Option { return func(o *options) { o.cluster = c } }
 
 // NewGuard builds a guard. Call Run to start processing; feed lines with Ingest (the sinks do).
-func NewGuard(v VaultAPI, store *Store, n events.Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
+func NewGuard(v VaultAPI, store State, n events.Notifier, m *Metrics, log logr.Logger, opts ...Option) *Guard {
 	o := options{queueSize: 8192, resyncInterval: 5 * time.Minute, reconcileInterval: time.Minute,
 		maxLine: DefaultMaxLine, maxConnections: DefaultMaxConnections, lineBufferBytes: DefaultLineBufferBytes, queueBytes: DefaultQueueBytes,
 		auditDisableWait: 5 * time.Second, flapDeletes: 5, flapWindow: 10 * time.Minute, now: time.Now, desiredPoll: 10 * time.Second,
@@ -491,6 +496,9 @@ func (g *Guard) updateIndexMetrics() {
 func (g *Guard) emit(ctx context.Context, e events.Event) {
 	e.APIVersion, e.Time, e.Vault, e.Cluster = events.APIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
 	e.ID = events.NewID()
+	if e.Actor != nil && e.Actor.RequestID != "" {
+		e.ID = events.IDFor(e.Actor.RequestID, e.Type, e.Namespace, e.Policy, e.Object)
+	}
 	// An event that computed its own blast radius (policy.weakened: only what it breaks) keeps it.
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 && e.BlastRadius == nil {
 		br, err := b.For(ctx, e.Roles)

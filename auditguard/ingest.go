@@ -31,6 +31,10 @@ func (g *Guard) openConnection() (bool, int64) {
 	return true, g.connSlots.max
 }
 
+// OpenConnections is how many Vault socket connections the guard holds now (the replica
+// heartbeat's). Safe from any goroutine.
+func (g *Guard) OpenConnections() int64 { return g.connSlots.used.Load() }
+
 func (g *Guard) closeConnection() {
 	g.metrics.Connections.Dec()
 	g.connSlots.release(1)

@@ -288,6 +288,9 @@ func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
 // audit device was off, or whose entries were dropped: every desired policy missing from Vault or
 // drifted (reconcileDesired), then every referenced policy missing from Vault, by restore's rules.
 func (g *Guard) reconcile(ctx context.Context) {
+	if g.opts.leader != nil && !g.opts.leader() {
+		return // another replica reconciles
+	}
 	defer g.metrics.Reconciles.Inc()
 	if g.standbyNode(ctx) {
 		return

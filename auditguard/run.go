@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	vault "github.com/hashicorp/vault/api"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,7 +24,7 @@ import (
 // Run starts the guard, its sinks and metrics, and blocks until ctx ends. cfg must have been
 // defaulted and validated.
 func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger) error {
-	store, err := openState(cfg)
+	store, leader, err := openState(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,11 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 		return err
 	}
 	defer closeDelivery()
-	g := NewGuard(&Vault{Client: client}, store, n, NewMetrics(reg), log, guardOptions(cfg, client.Address())...)
+	opts := guardOptions(cfg, client.Address())
+	if leader != nil {
+		opts = append(opts, WithLeader(leader.IsLeader))
+	}
+	g := NewGuard(&Vault{Client: client}, store, n, NewMetrics(reg), log, opts...)
 	sources, closeListeners, err := openSources(cfg, g, store, log)
 	if err != nil {
 		return err
@@ -55,6 +60,9 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 	}
 	if dispatcher != nil {
 		wg.Go(func() { dispatcher.Run(ctx) })
+	}
+	if leader != nil {
+		startLeader(ctx, &wg, leader, g, reg)
 	}
 	for _, s := range sources {
 		wg.Go(func() {
@@ -78,29 +86,73 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 	return errors.Join(all...)
 }
 
-// openState opens the snapshot store in --state-dir (created 0700).
-func openState(cfg Config) (*Store, error) {
+// openState opens the state --state names: the bbolt store in --state-dir (created 0700, as it
+// holds the event outbox either way), or the shared bucket on NATS with this replica's part in
+// the leader election (nil for bbolt: a single replica always leads).
+func openState(ctx context.Context, cfg Config, log logr.Logger) (State, *Leader, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating --state-dir: %w", err)
+		return nil, nil, fmt.Errorf("creating --state-dir: %w", err)
 	}
-	return OpenStore(cfg.StateDir)
+	if cfg.State != StateNATS {
+		s, err := OpenStore(cfg.StateDir)
+		return s, nil, err
+	}
+	nc, err := events.Dial(cfg.Events.NATS, "credchain-auditguard-state")
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("nats jetstream: %w", err)
+	}
+	l, err := OpenLeader(ctx, js, cfg.StateBucket+"-leader", cfg.StateReplicas, cfg.ReplicaID, cfg.LeaderTTL, log.WithName("leader"))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	s, err := OpenKVState(ctx, nc, cfg.StateBucket, cfg.StateReplicas, cfg.ReplicaID)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	log.Info("state shared on NATS", "bucket", cfg.StateBucket, "replicas", cfg.StateReplicas, "replica", cfg.ReplicaID, "leaderTTL", cfg.LeaderTTL.String())
+	return s, l, nil
+}
+
+// startLeader runs the leader election for g: a replica that becomes the leader reconciles at
+// once (the previous one may have died with entries unprocessed), and its heartbeat says how
+// many Vault connections it holds.
+func startLeader(ctx context.Context, wg *sync.WaitGroup, l *Leader, g *Guard, reg prometheus.Registerer) {
+	l.elected, l.conns = g.Reconnected, g.OpenConnections
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credchain_auditguard_leader",
+		Help: "1 while this replica holds the leader lease and runs reconcile (--state=nats; a single replica always leads)."},
+		func() float64 {
+			if l.IsLeader() {
+				return 1
+			}
+			return 0
+		}))
+	wg.Go(func() { l.Run(ctx) })
 }
 
 // notifier is cfg.Notifier (or the log) plus, with NATS or Slack configured, a dispatcher with its
 // own outbox file in --state-dir (events.OpenDelivery, as the webhook's), on the same volume as
 // the snapshots, so a guard restarted with its volume loses neither. Guards before session 5 kept
 // the outboxes in state.db: what is pending there is moved first (events.MoveOutboxes).
-func notifier(cfg Config, store *Store, reg prometheus.Registerer, log logr.Logger) (events.Notifier, *events.Dispatcher, func(), error) {
+func notifier(cfg Config, store State, reg prometheus.Registerer, log logr.Logger) (events.Notifier, *events.Dispatcher, func(), error) {
 	log = log.WithName("events")
 	n := cfg.Notifier
 	if n == nil {
 		n = events.LogNotifier{Log: log}
 	}
 	path := filepath.Join(cfg.StateDir, EventsFile)
-	if moved, err := events.MoveOutboxes(store.DB(), path); err != nil {
-		return nil, nil, nil, err
-	} else if moved > 0 {
-		log.Info("moved pending events from the state store to the event outbox", "events", moved, "outbox", path)
+	if bolt, ok := store.(*Store); ok {
+		if moved, err := events.MoveOutboxes(bolt.DB(), path); err != nil {
+			return nil, nil, nil, err
+		} else if moved > 0 {
+			log.Info("moved pending events from the state store to the event outbox", "events", moved, "outbox", path)
+		}
 	}
 	if !cfg.Events.Enabled() {
 		return n, nil, func() {}, nil
@@ -130,7 +182,7 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 
 // openSources opens every --listen (unix sockets with their mode and group) and --audit-file. The
 // returned close releases the listeners if Run stops before its sinks (which close theirs) start.
-func openSources(cfg Config, g *Guard, store *Store, log logr.Logger) ([]Sink, func(), error) {
+func openSources(cfg Config, g *Guard, store State, log logr.Logger) ([]Sink, func(), error) {
 	var sources []Sink
 	var listeners []interface{ Close() error }
 	closeAll := func() {

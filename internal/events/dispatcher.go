@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -430,4 +431,17 @@ func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// IDFor is the ID of the event of type typ about subject (policy, namespace, object) that an audit
+// entry with Vault's request ID caused: the same for every process that handles that entry, so
+// when two guard replicas (or one after a restart) report it, JetStream's de-duplication (the ID
+// is the Nats-Msg-Id) delivers it once.
+func IDFor(requestID, typ string, subject ...string) string {
+	h := sha256.New()
+	for _, p := range append([]string{requestID, typ}, subject...) {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

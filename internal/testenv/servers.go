@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,4 +58,60 @@ func FreeAddrT(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// StartNATSCluster starts n in-process nats-servers with JetStream clustered over loopback routes
+// (a real Raft group: a bucket with 3 replicas needs three servers), shut down at cleanup, and
+// returns their client URLs. It waits until JetStream has a meta leader.
+func StartNATSCluster(t testing.TB, n int) []string {
+	t.Helper()
+	NeedsServer(t, "a nats-server cluster")
+	routes := make([]string, n)
+	clusterPorts := make([]int, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clusterPorts[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[i])
+	}
+	var urls []string
+	var servers []*server.Server
+	for i := range n {
+		o := &server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+			NoSigs: true, Cluster: server.ClusterOpts{Name: "credchain-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes: server.RoutesFromStr(strings.Join(routes, ","))}
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(20 * time.Second) {
+			t.Fatalf("nats-server %s not ready after 20s", s.Name())
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for servers[0].JetStreamIsClustered() && !hasMetaLeader(servers) {
+		if time.Now().After(deadline) {
+			t.Fatal("JetStream cluster has no meta leader after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return urls
+}
+
+func hasMetaLeader(servers []*server.Server) bool {
+	for _, s := range servers {
+		if s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
 }
