@@ -50,19 +50,68 @@ float64 (1048576 would print as 1.048576e+06) and every numeric flag is an integ
 {{- toJson $out -}}
 {{- end }}
 
-{{/* credchain.delivery is the event delivery flags both commands share, as credchain.flags pairs. */}}
+{{/*
+credchain.delivery is the event delivery flags both commands share, as credchain.flags pairs. Args (a
+dict): c (the component's values), root. The component's nats block wins over the shared one, files
+over Secrets (credchain.natsFiles).
+*/}}
 {{- define "credchain.delivery" -}}
+{{- $c := .c -}}
+{{- $files := include "credchain.natsFiles" . | fromJson -}}
 {{- toJson (list
-  (list "--cluster" .cluster)
-  (list "--nats-url" .nats.urls)
-  (list "--nats-create-stream" .nats.createStream)
-  (list "--nats-creds" .nats.credsFile)
-  (list "--nats-nkey-seed" .nats.nkeySeedFile)
-  (list "--nats-ca" .nats.caFile)
-  (list "--nats-cert" .nats.certFile)
-  (list "--nats-key" .nats.keyFile)
-  (list "--slack-webhook-file" .slackWebhookFile)
-  (list "-v" (.logLevel | default nil))) -}}
+  (list "--cluster" $c.cluster)
+  (list "--nats-url" (include "credchain.natsURLs" . | fromJsonArray))
+  (list "--nats-create-stream" $c.nats.createStream)
+  (list "--nats-creds" $files.creds)
+  (list "--nats-nkey-seed" $c.nats.nkeySeedFile)
+  (list "--nats-ca" $files.ca)
+  (list "--nats-cert" $c.nats.certFile)
+  (list "--nats-key" $c.nats.keyFile)
+  (list "--slack-webhook-file" $c.slackWebhookFile)
+  (list "-v" ($c.logLevel | default nil))) -}}
+{{- end }}
+
+{{/* credchain.natsURLs (dict c root): the component's NATS URLs, else the shared nats.urls, as JSON. */}}
+{{- define "credchain.natsURLs" -}}
+{{- toJson (.c.nats.urls | default .root.Values.nats.urls | default list) -}}
+{{- end }}
+
+{{/*
+credchain.natsFiles (dict c root): the creds and CA file paths as JSON {creds, ca}: the component's
+credsFile/caFile, else where its credsSecret / the shared nats.caSecret is mounted, else "".
+*/}}
+{{- define "credchain.natsFiles" -}}
+{{- $creds := .c.nats.credsFile | default (ternary "/etc/credchain/nats-creds/nats.creds" "" (ne (.c.nats.credsSecret | default "") "")) -}}
+{{- $ca := .c.nats.caFile | default (ternary "/etc/credchain/nats-ca/ca.crt" "" (ne (.root.Values.nats.caSecret | default "") "")) -}}
+{{- toJson (dict "creds" $creds "ca" $ca) -}}
+{{- end }}
+
+{{/* credchain.natsVolumeMounts (dict c root): the mounts of the Secrets credchain.natsFiles points at. */}}
+{{- define "credchain.natsVolumeMounts" -}}
+{{- if and .c.nats.credsSecret (not .c.nats.credsFile) }}
+- name: nats-creds
+  mountPath: /etc/credchain/nats-creds
+  readOnly: true
+{{- end }}
+{{- if and .root.Values.nats.caSecret (not .c.nats.caFile) }}
+- name: nats-ca
+  mountPath: /etc/credchain/nats-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* credchain.natsVolumes (dict c root): the volumes of credchain.natsVolumeMounts. */}}
+{{- define "credchain.natsVolumes" -}}
+{{- if and .c.nats.credsSecret (not .c.nats.credsFile) }}
+- name: nats-creds
+  secret:
+    secretName: {{ .c.nats.credsSecret }}
+{{- end }}
+{{- if and .root.Values.nats.caSecret (not .c.nats.caFile) }}
+- name: nats-ca
+  secret:
+    secretName: {{ .root.Values.nats.caSecret }}
+{{- end }}
 {{- end }}
 
 {{/* credchain.auditFiles: one --audit-file pair per file (the flag repeats rather than taking a list). */}}
