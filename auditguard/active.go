@@ -173,10 +173,14 @@ func (g *Guard) roleActivity(ctx context.Context, ns string, roles []events.Role
 	}
 	// Logins first: they are a map lookup, while the stores need the chain model built from the
 	// caches — milliseconds on a large cluster, on the restore's path, before the write.
-	for _, r := range roles {
-		if last := a.last[roleKey{ns, r.Mount, r.Name}]; roleActive(a.window, a.since, now, false, last) {
-			return &events.ActiveRole{Role: r, Why: events.ActiveByLogin, LastLogin: &last}, nil
-		}
+	if r, last, ok := a.recentLogin(ns, roles, now); ok {
+		return &events.ActiveRole{Role: r, Why: events.ActiveByLogin, LastLogin: &last}, nil
+	}
+	// Before leaving a delete alone, the logins other replicas stored (a shared state): this
+	// replica saw only the logins Vault sent it. One read, on the rare path only.
+	g.mergeStoredLogins()
+	if r, last, ok := a.recentLogin(ns, roles, now); ok {
+		return &events.ActiveRole{Role: r, Why: events.ActiveByLogin, LastLogin: &last}, nil
 	}
 	users, known := g.storesByRole(ctx)
 	if !known {
@@ -188,6 +192,30 @@ func (g *Guard) roleActivity(ctx context.Context, ns string, roles []events.Role
 		}
 	}
 	return nil, roles
+}
+
+// recentLogin returns the first of roles that logged in within the window, with its last login.
+func (a *activity) recentLogin(ns string, roles []events.RoleRef, now time.Time) (events.RoleRef, time.Time, bool) {
+	for _, r := range roles {
+		if last := a.last[roleKey{ns, r.Mount, r.Name}]; roleActive(a.window, a.since, now, false, last) {
+			return r, last, true
+		}
+	}
+	return events.RoleRef{}, time.Time{}, false
+}
+
+// mergeStoredLogins takes the later of each role's stored and remembered last login.
+func (g *Guard) mergeStoredLogins() {
+	logins, err := g.store.Logins()
+	if err != nil {
+		g.log.Error(err, "reading the roles' last logins other replicas stored")
+		return
+	}
+	for k, t := range logins {
+		if t.After(g.activity.last[k]) {
+			g.activity.last[k] = t
+		}
+	}
 }
 
 // storesByRole names, for each Kubernetes auth role an ESO store in the watched cluster logs in

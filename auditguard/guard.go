@@ -139,6 +139,8 @@ type options struct {
 	activeWindow      time.Duration
 	blastConfigured   bool
 	leader            func() bool
+	replica           string
+	alive             func(replica string) bool
 
 	desired              DesiredSource
 	desiredPoll          time.Duration
@@ -234,6 +236,13 @@ func WithBlastRadiusPending(on bool) Option { return func(o *options) { o.blastC
 // WithLeader makes reconcile run only while leading() (leader.go): with replicas, one of them
 // reconciles, so a missing policy is restored and reported once. Defaults to always leading.
 func WithLeader(leading func() bool) Option { return func(o *options) { o.leader = leading } }
+
+// WithReplica names this guard in the restore intents it stores (intent.go) and tells whether
+// another replica is alive (its heartbeat, leader.go), so that reconcile reports only the
+// intents of dead ones. Defaults to "" and no other replica.
+func WithReplica(id string, alive func(replica string) bool) Option {
+	return func(o *options) { o.replica, o.alive = id, alive }
+}
 
 // WithVaultAddr names the Vault in events.
 func WithVaultAddr(a string) Option { return func(o *options) { o.vaultAddr = a } }
@@ -402,6 +411,7 @@ func (g *Guard) process(ctx context.Context, q work) {
 		g.saveCheckpoint(q.checkpoint)
 	case workReconcile:
 		g.reconcileQueued.Store(false)
+		g.reindexReplica(ctx)
 		g.reconcile(ctx)
 	case workDisableExpired:
 		g.auditDisableExpired(ctx, q.disableID)
@@ -495,9 +505,8 @@ func (g *Guard) updateIndexMetrics() {
 
 func (g *Guard) emit(ctx context.Context, e events.Event) {
 	e.APIVersion, e.Time, e.Vault, e.Cluster = events.APIVersion, g.opts.now().UTC(), g.opts.vaultAddr, g.opts.cluster
-	e.ID = events.NewID()
-	if e.Actor != nil && e.Actor.RequestID != "" {
-		e.ID = events.IDFor(e.Actor.RequestID, e.Type, e.Namespace, e.Policy, e.Object)
+	if e.ID == "" {
+		e.ID = eventID(e)
 	}
 	// An event that computed its own blast radius (policy.weakened: only what it breaks) keeps it.
 	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 && e.BlastRadius == nil {
@@ -512,6 +521,16 @@ func (g *Guard) emit(ctx context.Context, e events.Event) {
 	if err := g.notify.Notify(ctx, e); err != nil {
 		g.log.Error(err, "notifying", "type", e.Type)
 	}
+}
+
+// eventID is a new event's ID: derived from the audit entry's request ID when an entry caused
+// it, so that every replica reporting that entry's outcome gives it the same ID (JetStream drops
+// the copies); random otherwise.
+func eventID(e events.Event) string {
+	if e.Actor != nil && e.Actor.RequestID != "" {
+		return events.IDFor(e.Actor.RequestID, e.Type, e.Namespace, e.Policy, e.Object)
+	}
+	return events.NewID()
 }
 
 // actor is actorOf plus the actor's auth mount, looked up from its entity (best effort: the event

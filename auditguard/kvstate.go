@@ -220,29 +220,21 @@ func (s *KVState) PutLogins(logins map[roleKey]time.Time) error {
 	return nil
 }
 
-// Logins implements State: one watch of the login keys delivers every value, instead of a get per
-// role.
+// Logins implements State.
 func (s *KVState) Logins() (map[roleKey]time.Time, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	w, err := s.kv.WatchFiltered(ctx, []string{"login.>"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("reading the roles' last logins: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	out := map[roleKey]time.Time{}
-	for e := range w.Updates() {
-		if e == nil {
-			return out, nil // every current value delivered
-		}
-		if k, ok := parseLoginKey(e.Key()); ok {
+	err := s.each("login.>", func(key string, v []byte) {
+		if k, ok := parseLoginKey(key); ok {
 			var t time.Time
-			if t.UnmarshalBinary(e.Value()) == nil {
+			if t.UnmarshalBinary(v) == nil {
 				out[k] = t
 			}
 		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the roles' last logins: %w", err)
 	}
-	return nil, fmt.Errorf("reading the roles' last logins: %w", ctx.Err())
+	return out, nil
 }
 
 func parseLoginKey(key string) (roleKey, bool) {
@@ -282,4 +274,59 @@ func (s *KVState) SetWatchingSince(t time.Time) error {
 func (s *KVState) Close() error {
 	s.nc.Close()
 	return nil
+}
+
+func intentKey(ns, name string) string { return "intent." + b64(ns, name) }
+
+// PutIntent implements State.
+func (s *KVState) PutIntent(in Intent) error {
+	v, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err = s.kv.Put(ctx, intentKey(in.Event.Namespace, in.Event.Policy), v)
+	return err
+}
+
+// DeleteIntent implements State.
+func (s *KVState) DeleteIntent(ns, name string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return s.kv.Delete(ctx, intentKey(ns, name))
+}
+
+// Intents implements State, with one watch as Logins.
+func (s *KVState) Intents() ([]Intent, error) {
+	var out []Intent
+	err := s.each("intent.>", func(_ string, v []byte) {
+		var in Intent
+		if json.Unmarshal(v, &in) == nil {
+			out = append(out, in)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading restore intents: %w", err)
+	}
+	return out, nil
+}
+
+// each calls fn with every current key and value matching filter: one watch delivers them all,
+// instead of a get per key.
+func (s *KVState) each(filter string, fn func(key string, value []byte)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	for e := range w.Updates() {
+		if e == nil {
+			return nil // every current value delivered
+		}
+		fn(e.Key(), e.Value())
+	}
+	return ctx.Err()
 }

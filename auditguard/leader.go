@@ -70,6 +70,18 @@ func OpenLeader(ctx context.Context, js jetstream.JetStream, bucket string, repl
 // IsLeader reports whether this replica leads now.
 func (l *Leader) IsLeader() bool { return l.leading.Load() }
 
+// Alive reports whether replica's heartbeat is in the bucket: written every TTL/3, it expires a
+// TTL after the replica stopped. Its own replica is alive. Safe from any goroutine.
+func (l *Leader) Alive(replica string) bool {
+	if replica == l.id {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+	defer cancel()
+	_, err := l.kv.Get(ctx, "replica."+b64(replica))
+	return err == nil || !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
 // Run campaigns and renews every TTL/3 until ctx ends, then gives the lease up (deleting the key
 // at our revision) so another replica takes over at once instead of after the TTL.
 func (l *Leader) Run(ctx context.Context) {

@@ -287,6 +287,19 @@ func (g *Guard) setUnreadableMounts(ctx context.Context, now map[string]error) {
 // reconcile repairs what the stream missed — deletes made while the guard was down, while the
 // audit device was off, or whose entries were dropped: every desired policy missing from Vault or
 // drifted (reconcileDesired), then every referenced policy missing from Vault, by restore's rules.
+// reindexReplica re-reads the roles when this replica gains a Vault connection or the lead
+// (replicas only, WithLeader): until then Vault sent its entries to another replica, so role
+// writes this replica's index never saw may make a delete arriving next look unreferenced. The
+// work item is queued before the new connection's lines, so they meet the fresh index.
+func (g *Guard) reindexReplica(ctx context.Context) {
+	if g.opts.leader == nil {
+		return
+	}
+	if err := g.reindex(ctx); err != nil {
+		g.log.Error(err, "re-reading the roles after gaining a Vault connection or the lead")
+	}
+}
+
 func (g *Guard) reconcile(ctx context.Context) {
 	if g.opts.leader != nil && !g.opts.leader() {
 		return // another replica reconciles
@@ -295,6 +308,7 @@ func (g *Guard) reconcile(ctx context.Context) {
 	if g.standbyNode(ctx) {
 		return
 	}
+	g.recoverIntents(ctx)
 	for _, ns := range g.seenNamespaces() {
 		existing, err := g.vault.ListPolicies(ctx, ns)
 		if err != nil {

@@ -156,9 +156,19 @@ type restoreFrom struct {
 // writeBack writes a restore's body and reports it (or its failure). A desired body becomes the
 // snapshot too: the guard's own write is not read back.
 func (g *Guard) writeBack(ctx context.Context, ns, name string, roles []events.RoleRef, arrived time.Time, e *Entry, from restoreFrom) {
+	meta := from.meta
+	ev := events.Event{Type: events.PolicyRestored, Namespace: ns, Policy: name, Roles: roles, Action: "restored",
+		SnapshotFrom: &meta, Rule: from.rule, Active: from.active}
+	if e != nil {
+		ev.Actor = actorOf(e) // its auth mount is looked up after the write
+	}
+	ev.ID = eventID(ev)
+	ev.Message = g.restoredMessage(ns, name, roles, ev.Actor, from)
+	g.putIntent(ev)
 	werr := g.vault.WritePolicy(ctx, ns, name, from.body)
 	latency := g.opts.now().Sub(arrived)
 	if werr != nil {
+		g.dropIntent(ns, name)
 		g.restoreFailed(ctx, ns, name, roles, e, werr)
 		return
 	}
@@ -168,18 +178,22 @@ func (g *Guard) writeBack(ctx context.Context, ns, name string, roles []events.R
 			g.log.Error(err, "storing policy snapshot", "policy", name)
 		}
 	}
-	var actor *events.Actor
 	if e != nil {
-		actor = g.actor(ctx, e)
+		ev.Actor = g.actor(ctx, e)
 	}
 	g.metrics.Restores.WithLabelValues("ok").Inc()
 	g.metrics.RestoreLatency.Observe(latency.Seconds())
 	delete(g.dangling, polKey{ns, name})
-	meta := from.meta
-	g.emit(ctx, events.Event{Type: events.PolicyRestored, Namespace: ns, Policy: name, Actor: actor, Roles: roles,
-		Action: "restored", RestoreLatencyMS: float64(latency.Microseconds()) / 1000, SnapshotFrom: &meta, Rule: from.rule, Active: from.active,
-		Message: fmt.Sprintf("policy %q was deleted by %s while %s%s; credchain restored it from %s in %s",
-			name, whoDeleted(actor), g.guardedBecause(ns, name, roles), activeClause(from.active), from.what, latency.Round(time.Microsecond))})
+	ev.RestoreLatencyMS = float64(latency.Microseconds()) / 1000
+	ev.Message = g.restoredMessage(ns, name, roles, ev.Actor, from) + " in " + latency.Round(time.Microsecond).String()
+	g.emit(ctx, ev)
+	g.dropIntent(ns, name)
+}
+
+// restoredMessage is policy.restored's message, less the restore's latency.
+func (g *Guard) restoredMessage(ns, name string, roles []events.RoleRef, actor *events.Actor, from restoreFrom) string {
+	return fmt.Sprintf("policy %q was deleted by %s while %s%s; credchain restored it from %s",
+		name, whoDeleted(actor), g.guardedBecause(ns, name, roles), activeClause(from.active), from.what)
 }
 
 // activeClause is the message's reason a referencing role counts as active: "" without one.

@@ -41,7 +41,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 	defer closeDelivery()
 	opts := guardOptions(cfg, client.Address())
 	if leader != nil {
-		opts = append(opts, WithLeader(leader.IsLeader))
+		opts = append(opts, WithLeader(leader.IsLeader), WithReplica(cfg.ReplicaID, leader.Alive))
 	}
 	g := NewGuard(&Vault{Client: client}, store, n, NewMetrics(reg), log, opts...)
 	sources, closeListeners, err := openSources(cfg, g, store, log)

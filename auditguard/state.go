@@ -29,6 +29,10 @@ type State interface {
 	// WatchingSince and SetWatchingSince are when the guard first started watching logins.
 	WatchingSince() (since time.Time, ok bool, err error)
 	SetWatchingSince(t time.Time) error
+	// PutIntent, DeleteIntent and Intents keep the restores in flight (intent.go), one per policy.
+	PutIntent(in Intent) error
+	DeleteIntent(ns, name string) error
+	Intents() ([]Intent, error)
 	Close() error
 }
 
