@@ -23,7 +23,7 @@ var (
 	bucketMeta   = []byte("meta")
 	// bucketIntents holds the restores in flight (intent.go).
 	bucketIntents = []byte("intents")
-	keyWatching  = []byte("watching-since")
+	keyWatching   = []byte("watching-since")
 )
 
 // Snapshot is the last-known body of a policy and where it came from, so a restart doesn't forget
