@@ -62,6 +62,8 @@ type env struct {
 	metrics  string // --metrics-addr; "" disables
 	// flapDeletes is --flap-deletes (0: the default).
 	flapDeletes int
+	// state is --state ("": the default, bbolt); nats needs natsURL.
+	state string
 }
 
 func must(t testing.TB, err error) {
@@ -135,6 +137,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	if e.natsURL != "" {
 		cfg.Events.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
 	}
+	cfg.State, cfg.StateBucket = e.state, bucketFor(t.Name())
 	if files {
 		cfg.AuditFiles = []string{e.auditLog}
 	}
@@ -142,6 +145,16 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	must(t, cfg.Validate())
 	cfg.Notifier = e.events
 	return runGuard(t, cfg, client(t, e.v.Addr, e.guardTok))
+}
+
+// bucketFor makes a test's name a state bucket name of its own.
+func bucketFor(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
 }
 
 // runGuard runs auditguard.Run in-process with cfg (defaulted and validated; HealthAddr set) and
@@ -424,23 +437,40 @@ func TestGuardAgainstVault(t *testing.T) {
 // socket devices enabled, guard on its least-privilege token) and reports two windows:
 //   - guard: from the delete's response entry arriving at the guard to the restore write returning;
 //   - client: from `vault policy delete` returning to the policy being readable again.
+//
+// Three guards, one after the other in this process (compare their ratios): the single-replica
+// default (state.db, events logged), the same with events to an in-process JetStream, and the
+// state shared in a JetStream key-value bucket (--state=nats, issue 16), whose restore path adds a
+// snapshot read and the restore intent's write and delete on NATS.
 func BenchmarkRestoreWindow(b *testing.B) {
-	const deletes = 200
-	e := setup(b)
-	e.flapDeletes = -1 // 200 deletes in a row are a flap
-	e.startGuard(b, true)
-	sys := e.root.Sys()
-	must(b, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
-	must(b, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
-		Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
-	var guardLat, clientLat []float64
-	for b.Loop() {
-		guardLat, clientLat, _ = e.restoreRounds(b, deletes)
+	var natsURL string
+	for _, v := range []struct{ name, state string }{{"state=bbolt", ""}, {"state=bbolt,events=nats", ""}, {"state=nats", auditguard.StateNATS}} {
+		b.Run(v.name, func(b *testing.B) {
+			const deletes = 200
+			e := setup(b)
+			if v.name != "state=bbolt" {
+				if natsURL == "" {
+					natsURL = testenv.StartNATS(b).ClientURL()
+				}
+				e.natsURL = natsURL
+			}
+			e.state = v.state
+			e.flapDeletes = -1 // 200 deletes in a row are a flap
+			e.startGuard(b, true)
+			sys := e.root.Sys()
+			must(b, sys.EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": e.auditLog}}))
+			must(b, sys.EnableAuditWithOptions("guard", &vault.EnableAuditOptions{Type: "socket",
+				Options: map[string]string{"address": e.listen, "socket_type": "tcp"}}))
+			var guardLat, clientLat []float64
+			for b.Loop() {
+				guardLat, clientLat, _ = e.restoreRounds(b, deletes)
+			}
+			b.ReportMetric(percentile(guardLat, 50), "guard-p50-ms")
+			b.ReportMetric(percentile(guardLat, 99), "guard-p99-ms")
+			b.ReportMetric(percentile(clientLat, 50), "client-p50-ms")
+			b.ReportMetric(percentile(clientLat, 99), "client-p99-ms")
+		})
 	}
-	b.ReportMetric(percentile(guardLat, 50), "guard-p50-ms")
-	b.ReportMetric(percentile(guardLat, 99), "guard-p99-ms")
-	b.ReportMetric(percentile(clientLat, 50), "client-p50-ms")
-	b.ReportMetric(percentile(clientLat, 99), "client-p99-ms")
 }
 
 // restoreRounds deletes eso-order-service n times, each time waiting for the guard to restore it,

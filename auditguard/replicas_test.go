@@ -35,7 +35,7 @@ type replicaEnv struct {
 	*env
 	bin, natsURL string
 	proxy        *failoverProxy
-	logs         map[string]*bytes.Buffer
+	logs         map[string]*lockedBuffer
 }
 
 // guardReplica is one `credchain auditguard --state=nats` process.
@@ -46,7 +46,7 @@ type guardReplica struct {
 
 func TestReplicas(t *testing.T) {
 	testenv.NeedsServer(t, "vault")
-	e := &replicaEnv{env: setup(t), natsURL: testenv.StartNATS(t).ClientURL(), logs: map[string]*bytes.Buffer{}}
+	e := &replicaEnv{env: setup(t), natsURL: testenv.StartNATS(t).ClientURL(), logs: map[string]*lockedBuffer{}}
 	e.bin = buildCredchain(t)
 	const n = 200
 	names := make([]string, n)
@@ -162,7 +162,7 @@ func buildCredchain(t *testing.T) string {
 func (e *replicaEnv) startReplica(t *testing.T, id string) *guardReplica {
 	t.Helper()
 	r := &guardReplica{id: id, listen: testenv.FreeAddrT(t), health: testenv.FreeAddrT(t), metrics: testenv.FreeAddrT(t)}
-	e.logs[id] = &bytes.Buffer{}
+	e.logs[id] = &lockedBuffer{}
 	e.run(t, r, filepath.Join(e.stateDir, id))
 	return r
 }
@@ -179,8 +179,7 @@ func (e *replicaEnv) run(t *testing.T, r *guardReplica, stateDir string) {
 		"--nats-create-stream", "--cluster", "test", "--replica-id", r.id, "--state-dir", stateDir, "--leader-ttl", "3s",
 		"--reconcile-interval", "2s", "--health-addr", r.health, "--metrics-addr", r.metrics, "--active-window", "0")
 	cmd.Env = append(os.Environ(), "VAULT_ADDR="+e.v.Addr, "VAULT_TOKEN="+e.guardTok)
-	w := &lockedWriter{w: e.logs[r.id]}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = e.logs[r.id], e.logs[r.id]
 	must(t, cmd.Start())
 	r.cmd = cmd
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -194,15 +193,23 @@ func (e *replicaEnv) run(t *testing.T, r *guardReplica, stateDir string) {
 	})
 }
 
-type lockedWriter struct {
+// lockedBuffer is a replica's log: written by its process's output copiers, read by the test.
+type lockedBuffer struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
+}
+
+// Bytes is a copy of what was written so far.
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }
 
 // kvSnapshot reads a root-namespace policy's body from the shared state bucket, "" when absent.
