@@ -66,18 +66,12 @@ func FromModel(cluster string, m *chain.Model) *Inventory {
 	inv := &Inventory{Version: Version, Cluster: cluster}
 	roles := map[chain.RoleRef]bool{}
 	for _, s := range m.Stores {
-		v := s.Vault()
-		if v == nil {
+		st, ok := StoreOf(s)
+		if !ok {
 			continue
 		}
-		st := Store{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name, Server: v.Server,
-			VaultNamespace: deref(v.Namespace), Login: chain.LoginMethod(s)}
-		if v.Auth != nil {
-			st.AuthNamespace = deref(v.Auth.Namespace)
-		}
-		if r, ok := s.KubernetesRole(); ok {
-			st.Mount, st.Role = r.Mount, r.Name
-			roles[r] = true
+		if st.Mount != "" {
+			roles[chain.RoleRef{Mount: st.Mount, Name: st.Role}] = true
 		}
 		inv.Stores = append(inv.Stores, st)
 	}
@@ -94,6 +88,24 @@ func FromModel(cluster string, m *chain.Model) *Inventory {
 		return cmp.Or(cmp.Compare(a.Mount, b.Mount), cmp.Compare(a.Name, b.Name))
 	})
 	return inv
+}
+
+// StoreOf is s as the inventory lists it; ok is false for a store of another provider than Vault.
+// Two stores with equal StoreOf are the same to the inventory (what a change filter compares).
+func StoreOf(s *chain.Store) (st Store, ok bool) {
+	v := s.Vault()
+	if v == nil {
+		return Store{}, false
+	}
+	st = Store{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name, Server: v.Server,
+		VaultNamespace: deref(v.Namespace), Login: chain.LoginMethod(s)}
+	if v.Auth != nil {
+		st.AuthNamespace = deref(v.Auth.Namespace)
+	}
+	if r, ok := s.KubernetesRole(); ok {
+		st.Mount, st.Role = r.Mount, r.Name
+	}
+	return st, true
 }
 
 func objectRefs(refs []chain.Ref) []events.ObjectRef {
