@@ -15,7 +15,10 @@ import (
 // and deletes it once the event is queued. Reconcile — the leader's, or a single guard's — reports
 // what a dead writer left behind: a restored policy's stored event, with its ID, so a copy the dead
 // replica did publish is de-duplicated by JetStream; a policy still missing is restored as usual.
-// It costs one state write before the restore's Vault write and one delete after (docs/benchmarks.md).
+// It costs one state write before the restore's Vault write and one delete after: a round trip to
+// NATS each with --state=nats (JetStream does not fsync per write), but an fsync each in state.db,
+// which would add milliseconds to the single guard's restore window (docs/benchmarks.md). So only
+// a shared state keeps intents: replicas are what is run for a guard that must survive a kill.
 
 // Intent is a restore in flight: the policy.restored event it will send, less its latency.
 type Intent struct {
@@ -27,21 +30,36 @@ type Intent struct {
 // putIntent stores the intent of ev's restore. A failure is logged and the restore goes on: the
 // intent only guards the report.
 func (g *Guard) putIntent(ev events.Event) {
+	if !g.intents() {
+		return
+	}
 	if err := g.store.PutIntent(Intent{Replica: g.opts.replica, At: g.opts.now(), Event: ev}); err != nil {
 		g.log.Error(err, "storing a restore's intent; a crash before its event is queued would leave it unreported", "policy", ev.Policy)
 	}
 }
 
 func (g *Guard) dropIntent(ns, name string) {
+	if !g.intents() {
+		return
+	}
 	if err := g.store.DeleteIntent(ns, name); err != nil {
 		g.log.Error(err, "deleting a restore's intent; reconcile will report it again (de-duplicated by its event ID)", "policy", name)
 	}
+}
+
+// intents reports whether restores keep intents: with a shared state only.
+func (g *Guard) intents() bool {
+	_, shared := g.store.(*KVState)
+	return shared
 }
 
 // recoverIntents reports the restores whose writer died before queueing their event. Reconcile
 // runs on the processing goroutine, so none of this replica's own restores is in flight: an
 // intent of its own is a previous process's. Another replica's counts once its heartbeat is gone.
 func (g *Guard) recoverIntents(ctx context.Context) {
+	if !g.intents() {
+		return
+	}
 	intents, err := g.store.Intents()
 	if err != nil {
 		g.log.Error(err, "reading restore intents")
