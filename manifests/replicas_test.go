@@ -145,6 +145,10 @@ func TestChartReplicaValues(t *testing.T) {
 			// The webhook has no NATS of its own: it takes the shared URLs and CA.
 			hookArgs: []string{"--nats-url=nats://nats.nats.svc:4222", "--nats-ca=/etc/credchain/nats-ca/ca.crt"},
 			webhook:  map[string]any{"spec.template.spec.volumes.2.secret.secretName": "nats-ca", "spec.template.spec.containers.0.volumeMounts.2.mountPath": "/etc/credchain/nats-ca"}},
+		"an nkey user's seed from a Secret (docs/scale.md's nats-server users)": {set: append([]string{"auditguard.nats.nkeySeedSecret=guard-nkey"}, onNATS...),
+			guard: map[string]any{"spec.template.spec.volumes.1": map[string]any{"name": "nats-nkey", "secret": map[string]any{"secretName": "guard-nkey"}},
+				"spec.template.spec.containers.0.volumeMounts.1.mountPath": "/etc/credchain/nats-nkey"},
+			args: []string{"--state=nats", "--nats-url=nats://nats.nats.svc:4222", "--nats-nkey-seed=/etc/credchain/nats-nkey/nkey.seed"}},
 		"own affinity and a zone spread replace the default anti-affinity": {set: append([]string{"auditguard.replicas=2",
 			`json:auditguard.affinity={"nodeAffinity":{}}`,
 			`json:auditguard.topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]`}, onNATS...),

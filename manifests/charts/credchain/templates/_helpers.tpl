@@ -63,7 +63,7 @@ over Secrets (credchain.natsFiles).
   (list "--nats-url" (include "credchain.natsURLs" . | fromJsonArray))
   (list "--nats-create-stream" $c.nats.createStream)
   (list "--nats-creds" $files.creds)
-  (list "--nats-nkey-seed" $c.nats.nkeySeedFile)
+  (list "--nats-nkey-seed" $files.seed)
   (list "--nats-ca" $files.ca)
   (list "--nats-cert" $c.nats.certFile)
   (list "--nats-key" $c.nats.keyFile)
@@ -77,13 +77,15 @@ over Secrets (credchain.natsFiles).
 {{- end }}
 
 {{/*
-credchain.natsFiles (dict c root): the creds and CA file paths as JSON {creds, ca}: the component's
-credsFile/caFile, else where its credsSecret / the shared nats.caSecret is mounted, else "".
+credchain.natsFiles (dict c root): the creds, nkey seed and CA file paths as JSON {creds, seed, ca}:
+the component's credsFile/nkeySeedFile/caFile, else where its credsSecret/nkeySeedSecret or the
+shared nats.caSecret is mounted, else "".
 */}}
 {{- define "credchain.natsFiles" -}}
 {{- $creds := .c.nats.credsFile | default (ternary "/etc/credchain/nats-creds/nats.creds" "" (ne (.c.nats.credsSecret | default "") "")) -}}
+{{- $seed := .c.nats.nkeySeedFile | default (ternary "/etc/credchain/nats-nkey/nkey.seed" "" (ne (.c.nats.nkeySeedSecret | default "") "")) -}}
 {{- $ca := .c.nats.caFile | default (ternary "/etc/credchain/nats-ca/ca.crt" "" (ne (.root.Values.nats.caSecret | default "") "")) -}}
-{{- toJson (dict "creds" $creds "ca" $ca) -}}
+{{- toJson (dict "creds" $creds "seed" $seed "ca" $ca) -}}
 {{- end }}
 
 {{/* credchain.natsVolumeMounts (dict c root): the mounts of the Secrets credchain.natsFiles points at. */}}
@@ -91,6 +93,11 @@ credsFile/caFile, else where its credsSecret / the shared nats.caSecret is mount
 {{- if and .c.nats.credsSecret (not .c.nats.credsFile) }}
 - name: nats-creds
   mountPath: /etc/credchain/nats-creds
+  readOnly: true
+{{- end }}
+{{- if and .c.nats.nkeySeedSecret (not .c.nats.nkeySeedFile) }}
+- name: nats-nkey
+  mountPath: /etc/credchain/nats-nkey
   readOnly: true
 {{- end }}
 {{- if and .root.Values.nats.caSecret (not .c.nats.caFile) }}
@@ -106,6 +113,11 @@ credsFile/caFile, else where its credsSecret / the shared nats.caSecret is mount
 - name: nats-creds
   secret:
     secretName: {{ .c.nats.credsSecret }}
+{{- end }}
+{{- if and .c.nats.nkeySeedSecret (not .c.nats.nkeySeedFile) }}
+- name: nats-nkey
+  secret:
+    secretName: {{ .c.nats.nkeySeedSecret }}
 {{- end }}
 {{- if and .root.Values.nats.caSecret (not .c.nats.caFile) }}
 - name: nats-ca
