@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/credchain/credchain/certs"
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/inventory"
 )
 
 // Config is everything `credchain webhook` needs. SetDefaults fills the documented defaults; it is
@@ -75,6 +77,9 @@ type Config struct {
 	WatchFailureGrace time.Duration
 	// ESOVersion pins the ExternalSecret API version (v1 or v1beta1); empty discovers it, preferring v1.
 	ESOVersion string
+	// Inventory publishes this cluster's part of the chain to NATS for the guard (see
+	// InventoryConfig for each default; off by default).
+	Inventory InventoryConfig
 }
 
 // SetDefaults fills zero fields with their documented defaults. Call it once, before flags or a
@@ -122,6 +127,7 @@ func (c *Config) SetDefaults() {
 		c.WatchFailureGrace = 30 * time.Second
 	}
 	c.Events.SetDefaults()
+	c.Inventory.SetDefaults()
 	if c.ExemptNamespaces == nil {
 		c.ExemptNamespaces = DefaultExemptNamespaces()
 	}
@@ -195,5 +201,37 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--eso-version %q: must be v1, v1beta1 or empty (discover)", c.ESOVersion))
 	}
+	if c.Inventory.Publish {
+		errs = append(errs, c.validateInventory()...)
+	}
 	return errors.Join(errs...)
+}
+
+// bucketRe is a JetStream KV bucket name.
+var bucketRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// validateInventory checks --inventory-publish's needs: a NATS server, a cluster name that is its
+// own KV key (two clusters publishing as "default" would overwrite each other's inventory), a
+// bucket name, a TTL the heartbeat (TTL/3) can keep.
+func (c *Config) validateInventory() []error {
+	var errs []error
+	if len(c.Events.NATS.URLs) == 0 {
+		errs = append(errs, errors.New("--inventory-publish: needs --nats-url"))
+	}
+	switch err := inventory.ValidClusterName(c.Events.NATS.Cluster); {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("--inventory-publish: --cluster: %w", err))
+	case c.Events.NATS.Cluster == "default":
+		errs = append(errs, errors.New("--inventory-publish: needs --cluster naming this cluster: each cluster's inventory is the key of its name, and clusters left at \"default\" would overwrite each other's"))
+	}
+	if !bucketRe.MatchString(c.Inventory.Bucket) {
+		errs = append(errs, fmt.Errorf("--inventory-bucket %q: only letters, digits, '-' and '_'", c.Inventory.Bucket))
+	}
+	if c.Inventory.TTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("--inventory-ttl %s: must be at least 3s (the webhook re-publishes every third of it)", c.Inventory.TTL))
+	}
+	if c.Inventory.Replicas < 1 || c.Inventory.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--inventory-replicas %d: must be 1-5 (JetStream's limit)", c.Inventory.Replicas))
+	}
+	return errs
 }

@@ -14,6 +14,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -49,6 +50,9 @@ func Run(ctx context.Context, cfg Config, restCfg *rest.Config, logger logr.Logg
 	}
 	lookup, nsStore, err := startInformers(ctx, mgr.GetCache())
 	if err != nil {
+		return err
+	}
+	if err := addInventory(ctx, mgr, cfg, restCfg, scheme, logger); err != nil {
 		return err
 	}
 	synced := &atomic.Bool{}
@@ -236,6 +240,38 @@ func addRunnables(mgr manager.Manager, rotator *certs.Rotator, synced *atomic.Bo
 		return nil
 	})); err != nil {
 		return fmt.Errorf("internal error: adding sync watcher: %w", err)
+	}
+	return nil
+}
+
+// addInventory adds, with --inventory-publish, the inventory's publisher (every replica) over
+// the decision's ExternalSecret and ServiceAccount informers and a cache of its own for the stores
+// and workloads. Its own, not the manager's: the manager starts nothing until every informer of
+// its cache has synced, and one the webhook may not list (a ClusterRole without the workload
+// kinds) would then stop admission, not just the inventory.
+func addInventory(ctx context.Context, mgr manager.Manager, cfg Config, restCfg *rest.Config, scheme *runtime.Scheme, logger logr.Logger) error {
+	if !cfg.Inventory.Publish {
+		return nil
+	}
+	log := logger.WithName("inventory")
+	own, err := cache.New(restCfg, InventoryCacheOptions(cache.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()}))
+	if err != nil {
+		return fmt.Errorf("creating the inventory's cache: %w", err)
+	}
+	trigger := &inventoryTrigger{}
+	build, synced, err := WatchInventory(ctx, mgr.GetCache(), own, trigger.Notify)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
+		go func() {
+			if err := own.Start(ctx); err != nil {
+				log.Error(err, "the inventory's cache stopped")
+			}
+		}()
+		return publishInventory(ctx, cfg, synced, build, trigger, log)
+	})); err != nil {
+		return fmt.Errorf("internal error: adding inventory publisher: %w", err)
 	}
 	return nil
 }

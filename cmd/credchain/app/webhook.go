@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/credchain/credchain/webhook"
 )
@@ -63,5 +64,15 @@ func newWebhookCommand(ctx context.Context, run func(context.Context, webhook.Co
 	f.DurationVar(&cfg.Certs.CertLifetime, "cert-lifetime", cfg.Certs.CertLifetime, "--cert-mode=self: serving certificate lifetime")
 	f.DurationVar(&cfg.Certs.RenewBefore, "cert-renew-before", 0, "--cert-mode=self: renew when less than this is left (default a third of --cert-lifetime)")
 	f.StringVar(&cfg.ESOVersion, "eso-version", "", "ExternalSecret API version, v1 or v1beta1 (default: discover, preferring v1)")
+	addInventoryFlags(f, &cfg.Inventory)
 	return cmd
+}
+
+// addInventoryFlags are the cluster inventory's (docs/inventory.md); the NATS connection and the
+// cluster name are the event delivery's flags (--nats-url, --nats-creds, ..., --cluster).
+func addInventoryFlags(f *pflag.FlagSet, c *webhook.InventoryConfig) {
+	f.BoolVar(&c.Publish, "inventory-publish", c.Publish, "publish this cluster's part of the chain (Vault stores, ExternalSecrets, Secrets, workloads) to a NATS KV bucket under --cluster, for the guard's blast radius across clusters; needs --nats-url")
+	f.StringVar(&c.Bucket, "inventory-bucket", c.Bucket, "--inventory-publish: the KV bucket (created when missing)")
+	f.DurationVar(&c.TTL, "inventory-ttl", c.TTL, "--inventory-publish: how long the guard keeps this cluster after its last publish (the bucket's max age; re-published every third of it)")
+	f.IntVar(&c.Replicas, "inventory-replicas", c.Replicas, "--inventory-publish: replicas of the bucket on the NATS cluster")
 }

@@ -57,6 +57,23 @@ func TestWebhookCommand(t *testing.T) {
 				c.Certs.DNSNames = []string{"credchain-webhook.platform.svc", "credchain-webhook.platform.svc.cluster.local"}
 			},
 		},
+		"inventory publishing": {
+			args: []string{"--inventory-publish", "--nats-url", "nats://nats:4222", "--cluster", "prod-eu-1", "--inventory-bucket", "inv",
+				"--inventory-ttl", "30s", "--inventory-replicas", "3"},
+			want: func(c *webhook.Config) {
+				c.Events.NATS.URLs, c.Events.NATS.Cluster = []string{"nats://nats:4222"}, "prod-eu-1"
+				c.Inventory = webhook.InventoryConfig{Publish: true, Bucket: "inv", TTL: 30 * time.Second, Replicas: 3}
+			},
+		},
+		"inventory publishing needs NATS and a cluster name of its own": {
+			args: []string{"--inventory-publish", "--inventory-ttl", "1s", "--inventory-replicas", "0", "--inventory-bucket", "a.b"},
+			wantErr: "invalid configuration: --inventory-publish: needs --nats-url\n--inventory-publish: needs --cluster naming this cluster: each cluster's inventory is the key of its name, and clusters left at \"default\" would overwrite each other's\n" +
+				"--inventory-bucket \"a.b\": only letters, digits, '-' and '_'\n--inventory-ttl 1s: must be at least 3s (the webhook re-publishes every third of it)\n--inventory-replicas 0: must be 1-5 (JetStream's limit)",
+		},
+		"inventory settings are not checked when not publishing": {
+			args: []string{"--inventory-ttl", "1s"},
+			want: func(c *webhook.Config) { c.Inventory.TTL = time.Second },
+		},
 		"every error at once": {
 			args:    []string{"--port", "70000", "--unmanaged-secrets", "maybe", "--default-enforcement", "strict", "--grace-period", "-1s", "--eso-version", "v2", "--cert-mode", "self", "--cert-lifetime", "1h", "--cert-renew-before", "2h"},
 			wantErr: "invalid configuration: --port 70000: must be 1-65535\n--unmanaged-secrets \"maybe\": must be deny, warn or allow\n--default-enforcement \"strict\": must be enforce, warn or off\n--grace-period -1s: must not be negative\n--cert-renew-before 2h0m0s must be shorter than --cert-lifetime 1h0m0s\n--eso-version \"v2\": must be v1, v1beta1 or empty (discover)",
