@@ -1,30 +1,34 @@
 package auditguard_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/credchain/credchain/auditguard"
 	"github.com/credchain/credchain/internal/events"
 	"github.com/credchain/credchain/internal/testenv"
 )
 
-// TestRestoreIntentRecovered: a guard killed after writing a policy back and before queueing its
+// TestRestoreIntentRecovered (--state=nats, where restores keep intents): a guard killed after writing a policy back and before queueing its
 // event leaves the restore's intent in its state; the next start's reconcile reports it, with the
 // intent's event ID (a copy sent before the crash is de-duplicated on it), and drops the intent.
 // An intent for a policy that is missing is dropped and the policy restored as usual.
 func TestRestoreIntentRecovered(t *testing.T) {
 	testenv.NeedsServer(t, "vault")
 	e := setup(t)
-	must(t, os.MkdirAll(e.stateDir, 0o700))
-	st, err := auditguard.OpenStore(e.stateDir)
+	e.natsURL, e.state = testenv.StartNATS(t).ClientURL(), auditguard.StateNATS
+	nc, err := nats.Connect(e.natsURL)
+	must(t, err)
+	st, err := auditguard.OpenKVState(t.Context(), nc, bucketFor(t.Name()), 1, "")
 	must(t, err)
 	crashed := events.Event{ID: "0123456789abcdef0123456789abcdef", Type: events.PolicyRestored, Policy: "eso-order-service",
 		Roles: []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}, Action: "restored", Rule: events.RuleSnapshot,
 		Message: `policy "eso-order-service" was deleted by someone while still referenced by role auth/kubernetes/role/external-secrets-operator; credchain restored it from its snapshot`}
-	must(t, st.PutIntent(auditguard.Intent{At: time.Now().Add(-time.Minute), Event: crashed}))
+	// Replica guard-0 has no heartbeat: it is gone.
+	must(t, st.PutIntent(auditguard.Intent{Replica: "guard-0", At: time.Now().Add(-time.Minute), Event: crashed}))
 	must(t, st.Close())
 
 	e.startGuard(t, false)
