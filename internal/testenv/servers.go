@@ -107,10 +107,17 @@ func StartNATSCluster(t testing.TB, n int) []string {
 	return urls
 }
 
+// hasMetaLeader reports whether a meta leader knows every server as a JetStream peer and every
+// server is current: before that, a replicated bucket finds "no suitable peers for placement".
 func hasMetaLeader(servers []*server.Server) bool {
 	for _, s := range servers {
+		if !s.JetStreamIsCurrent() {
+			return false
+		}
+	}
+	for _, s := range servers {
 		if s.JetStreamIsLeader() {
-			return true
+			return len(s.JetStreamClusterPeers()) == len(servers)
 		}
 	}
 	return false
