@@ -191,6 +191,13 @@ func (g *Guard) roleActivity(ctx context.Context, ns string, roles []events.Role
 			return &events.ActiveRole{Role: r, Why: events.ActiveByStore, Store: s}, nil
 		}
 	}
+	r, s, known := g.inventoryStoreUsing(roles)
+	switch {
+	case !known:
+		return nil, nil
+	case s != "":
+		return &events.ActiveRole{Role: r, Why: events.ActiveByStore, Store: s}, nil
+	}
 	return nil, roles
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/inventory"
 )
 
 // Config is everything `credchain auditguard` needs. Vault's address, CA and namespace come from the
@@ -61,6 +62,13 @@ type Config struct {
 	// LeaderTTL is the leader lease: a dead leader's reconcile is taken over within it. At least
 	// 3s. Defaults to 15s.
 	LeaderTTL time.Duration
+	// Inventory reads every cluster's inventory from InventoryBucket on the Events.NATS servers
+	// (each cluster's webhook publishes its own with --inventory-publish): events' blast radius
+	// and active roles then cover every live cluster, without their Kubernetes credentials.
+	// Off by default.
+	Inventory bool
+	// InventoryBucket is the key-value bucket of the inventories. Defaults to "credchain-inventory".
+	InventoryBucket string
 	// HealthAddr serves /healthz and /readyz (ready once the first resync from Vault succeeded).
 	// Defaults to ":8081"; "0" disables.
 	HealthAddr string
@@ -347,11 +355,27 @@ func (c *Config) setStateDefaults() {
 	if c.LeaderTTL == 0 {
 		c.LeaderTTL = DefaultLeaderTTL
 	}
+	if c.InventoryBucket == "" {
+		c.InventoryBucket = inventory.DefaultBucket
+	}
 }
 
-// validateState checks where the state is kept: --state=nats needs NATS, a bucket name JetStream
-// accepts, a replica ID and a lease long enough to renew.
+// validateState checks what the guard shares on NATS: the inventories need NATS and a bucket
+// name; --state=nats needs NATS, a bucket name JetStream accepts, a replica ID and a lease long
+// enough to renew.
 func (c *Config) validateState() []error {
+	var errs []error
+	if c.Inventory && len(c.Events.NATS.URLs) == 0 {
+		errs = append(errs, errors.New("--inventory: needs --nats-url (the inventories are a JetStream key-value bucket there)"))
+	}
+	if c.Inventory && !validBucket(c.InventoryBucket) {
+		errs = append(errs, fmt.Errorf("--inventory-bucket %q: must be letters, digits, '-' and '_'", c.InventoryBucket))
+	}
+	return append(errs, c.validateSharedState()...)
+}
+
+// validateSharedState checks --state and, for nats, what it needs.
+func (c *Config) validateSharedState() []error {
 	switch c.State {
 	case StateBBolt:
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/credchain/credchain/internal/events"
+	"github.com/credchain/credchain/internal/inventory"
 )
 
 // work is one item of the processing goroutine's queue: a relevant audit line (the zero kind), or
@@ -73,6 +74,8 @@ type Guard struct {
 	seen           *recent
 	// blast computes the Kubernetes blast radius of roles once set (it syncs in the background).
 	blast atomic.Pointer[Blast]
+	// inventory reads every cluster's inventory once set (--inventory, inventory.go).
+	inventory atomic.Pointer[inventory.Reader]
 
 	// Everything below is owned by the processing goroutine (Run, and what it calls): no lock.
 	// Other goroutines reach the guard only through its queue, its atomics and the Index (which
@@ -138,6 +141,9 @@ type options struct {
 	now               func() time.Time
 	activeWindow      time.Duration
 	blastConfigured   bool
+	// inventoryConfigured: --inventory is set, so until its Reader has loaded, stores of other
+	// clusters are not known (every role counts as active).
+	inventoryConfigured bool
 	leader            func() bool
 	replica           string
 	alive             func(replica string) bool
@@ -232,6 +238,10 @@ func WithActiveWindow(d time.Duration) Option { return func(o *options) { o.acti
 // WithBlastRadiusPending tells the guard a blast radius is coming (--blast-radius): until SetBlast,
 // no ESO store is known, so every role counts as active rather than none being in use.
 func WithBlastRadiusPending(on bool) Option { return func(o *options) { o.blastConfigured = on } }
+
+// WithInventoryPending tells the guard other clusters' inventories are coming (--inventory):
+// until SetInventory's Reader has loaded them, every role counts as active.
+func WithInventoryPending(on bool) Option { return func(o *options) { o.inventoryConfigured = on } }
 
 // WithLeader makes reconcile run only while leading() (leader.go): with replicas, one of them
 // reconciles, so a missing policy is restored and reported once. Defaults to always leading.
@@ -509,8 +519,8 @@ func (g *Guard) emit(ctx context.Context, e events.Event) {
 		e.ID = eventID(e)
 	}
 	// An event that computed its own blast radius (policy.weakened: only what it breaks) keeps it.
-	if b := g.blast.Load(); b != nil && len(e.Roles) > 0 && e.BlastRadius == nil {
-		br, err := b.For(ctx, e.Roles)
+	if len(e.Roles) > 0 && e.BlastRadius == nil {
+		br, err := g.blastRadius(ctx, e.Roles)
 		if err != nil {
 			g.log.Error(err, "computing blast radius")
 		} else {

@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 	if err := startBlast(ctx, &wg, cfg, g, log); err != nil {
 		return err
 	}
+	if err := startInventory(ctx, &wg, cfg, g, reg, log); err != nil {
+		return err
+	}
 	if dispatcher != nil {
 		wg.Go(func() { dispatcher.Run(ctx) })
 	}
@@ -176,7 +179,7 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 		WithVaultAddr(vaultAddr), WithCluster(cfg.Events.NATS.Cluster), WithActiveNodeOnly(cfg.VaultLocalNode),
 		WithDesiredState(DesiredSource{PoliciesDir: cfg.DesiredPolicies, TerraformDir: cfg.Terraform}, cfg.DesiredPoll),
 		WithDesiredAuthoritative(cfg.DesiredAuthoritative), WithCorrectDrift(cfg.CorrectDrift),
-		WithActiveWindow(cfg.ActiveWindow), WithBlastRadiusPending(cfg.BlastRadius),
+		WithActiveWindow(cfg.ActiveWindow), WithBlastRadiusPending(cfg.BlastRadius), WithInventoryPending(cfg.Inventory),
 	}
 }
 

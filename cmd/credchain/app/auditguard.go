@@ -46,6 +46,8 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.IntVar(&cfg.StateReplicas, "state-replicas", cfg.StateReplicas, "JetStream copies of the --state=nats buckets (1, 3 or 5)")
 	f.StringVar(&cfg.ReplicaID, "replica-id", cfg.ReplicaID, "this replica's name in the leader lease and heartbeats (default: $POD_NAME, else the hostname)")
 	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", cfg.LeaderTTL, "leader lease of --state=nats: a dead leader's reconcile is taken over within it (at least 3s)")
+	f.BoolVar(&cfg.Inventory, "inventory", false, "read every cluster's inventory (published by each cluster's webhook with --inventory-publish) for the blast radius and active roles")
+	f.StringVar(&cfg.InventoryBucket, "inventory-bucket", cfg.InventoryBucket, "key-value bucket of the clusters' inventories on --nats-url")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address serving /healthz and /readyz (\"0\" disables)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address serving Prometheus /metrics (\"0\" disables)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "full rebuild of the role index and policy snapshots")
