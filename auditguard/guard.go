@@ -144,9 +144,9 @@ type options struct {
 	// inventoryConfigured: --inventory is set, so until its Reader has loaded, stores of other
 	// clusters are not known (every role counts as active).
 	inventoryConfigured bool
-	leader            func() bool
-	replica           string
-	alive             func(replica string) bool
+	leader              func() bool
+	replica             string
+	alive               func(replica string) bool
 
 	desired              DesiredSource
 	desiredPoll          time.Duration
