@@ -43,7 +43,7 @@ const kvOpTimeout = 5 * time.Second
 
 // kvCASAttempts bounds the compare-and-set retries of one update: each conflict means another
 // replica wrote the key in between, and a handful of replicas cannot conflict forever.
-const kvCASAttempts = 8
+const kvCASAttempts = 16
 
 // OpenKVState creates (or updates) bucket with replicas copies and returns the state on it.
 // replica names this guard's offsets. nc stays owned by the caller until Close, which closes it.
@@ -98,7 +98,7 @@ func (s *KVState) update(key string, next func(old []byte, found bool) (value []
 	for attempt := range kvCASAttempts {
 		if attempt > 0 {
 			// Jittered so that replicas which conflicted do not conflict again in step.
-			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 7))))
 		}
 		old, rev, found, err := s.get(key)
 		if err != nil {
