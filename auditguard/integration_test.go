@@ -443,16 +443,12 @@ func TestGuardAgainstVault(t *testing.T) {
 // state shared in a JetStream key-value bucket (--state=nats, issue 16), whose restore path adds a
 // snapshot read and the restore intent's write and delete on NATS.
 func BenchmarkRestoreWindow(b *testing.B) {
-	var natsURL string
 	for _, v := range []struct{ name, state string }{{"state=bbolt", ""}, {"state=bbolt,events=nats", ""}, {"state=nats", auditguard.StateNATS}} {
 		b.Run(v.name, func(b *testing.B) {
 			const deletes = 200
 			e := setup(b)
 			if v.name != "state=bbolt" {
-				if natsURL == "" {
-					natsURL = testenv.StartNATS(b).ClientURL()
-				}
-				e.natsURL = natsURL
+				e.natsURL = testenv.StartNATS(b).ClientURL()
 			}
 			e.state = v.state
 			e.flapDeletes = -1 // 200 deletes in a row are a flap
