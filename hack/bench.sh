@@ -16,3 +16,4 @@ go test ./auditguard -run '^$' -bench 'BenchmarkVaultAuditStall|BenchmarkFileTai
 go test ./internal/vaultacl -run '^$' -bench BenchmarkCapabilities -benchtime 4000x -count "$COUNT"
 go test ./internal/check -run '^$' -bench 'BenchmarkCheck' -benchtime 10x -cpu 1 -count "$COUNT"
 go test ./internal/events -run '^$' -bench BenchmarkNATSPublish -benchtime 2000x -count "$COUNT"
+go test ./internal/inventory -run '^$' -bench BenchmarkInventoryImpact -count "$COUNT"
