@@ -39,11 +39,7 @@ func Run(ctx context.Context, cfg Config, client *vault.Client, log logr.Logger)
 		return err
 	}
 	defer closeDelivery()
-	opts := guardOptions(cfg, client.Address())
-	if leader != nil {
-		opts = append(opts, WithLeader(leader.IsLeader), WithReplica(cfg.ReplicaID, leader.Alive))
-	}
-	g := NewGuard(&Vault{Client: client}, store, n, NewMetrics(reg), log, opts...)
+	g := NewGuard(&Vault{Client: client}, store, n, NewMetrics(reg), log, guardOptions(cfg, client.Address(), leader)...)
 	sources, closeListeners, err := openSources(cfg, g, store, log)
 	if err != nil {
 		return err
@@ -170,9 +166,13 @@ func notifier(cfg Config, store State, reg prometheus.Registerer, log logr.Logge
 // EventsFile is the event outbox in --state-dir, beside the snapshot store (state.db).
 const EventsFile = "events.db"
 
-// guardOptions are cfg as Guard options.
-func guardOptions(cfg Config, vaultAddr string) []Option {
-	return []Option{
+// guardOptions are cfg as Guard options, with the leader election of a shared state (nil: none).
+func guardOptions(cfg Config, vaultAddr string, leader *Leader) []Option {
+	var replicas []Option
+	if leader != nil {
+		replicas = []Option{WithLeader(leader.IsLeader), WithReplica(cfg.ReplicaID, leader.Alive)}
+	}
+	return append(replicas,
 		WithQueueSize(cfg.QueueSize), WithResyncInterval(cfg.ResyncInterval), WithReconcileInterval(cfg.ReconcileInterval),
 		WithMaxLine(cfg.MaxLine), WithMaxConnections(cfg.MaxConnections), WithLineBufferBytes(cfg.LineBufferBytes),
 		WithQueueBytes(cfg.QueueBytes), WithAuditDisableWait(cfg.AuditDisableWait), WithFlapDetection(cfg.FlapDeletes, cfg.FlapWindow),
@@ -180,7 +180,7 @@ func guardOptions(cfg Config, vaultAddr string) []Option {
 		WithDesiredState(DesiredSource{PoliciesDir: cfg.DesiredPolicies, TerraformDir: cfg.Terraform}, cfg.DesiredPoll),
 		WithDesiredAuthoritative(cfg.DesiredAuthoritative), WithCorrectDrift(cfg.CorrectDrift),
 		WithActiveWindow(cfg.ActiveWindow), WithBlastRadiusPending(cfg.BlastRadius), WithInventoryPending(cfg.Inventory),
-	}
+	)
 }
 
 // openSources opens every --listen (unix sockets with their mode and group) and --audit-file. The

@@ -58,13 +58,7 @@ func Cap(e Event) Event {
 	e.Reason = c.str("reason", e.Reason, MaxNameBytes)
 	e.Action = c.str("action", e.Action, MaxNameBytes)
 	e.Rule = c.str("rule", e.Rule, MaxNameBytes)
-	if e.Active != nil {
-		a := *e.Active
-		a.Role = RoleRef{Mount: c.str("active.role.mount", a.Role.Mount, MaxNameBytes), Name: c.str("active.role.name", a.Role.Name, MaxNameBytes)}
-		a.Why = c.str("active.why", a.Why, MaxNameBytes)
-		a.Store = c.str("active.store", a.Store, MaxPathBytes)
-		e.Active = &a
-	}
+	e.Active = c.active(e.Active)
 	e.Message = c.str("message", e.Message, MaxMessageBytes)
 	e.Error = c.str("error", e.Error, MaxMessageBytes)
 	e.Actor = c.actor("actor", e.Actor)
@@ -111,6 +105,18 @@ func Cap(e Event) Event {
 	e.Truncated = truncated
 	fitEncoded(&e)
 	return e
+}
+
+// active caps an ActiveRole's strings; nil stays nil.
+func (c *capper) active(in *ActiveRole) *ActiveRole {
+	if in == nil {
+		return nil
+	}
+	a := *in
+	a.Role = RoleRef{Mount: c.str("active.role.mount", a.Role.Mount, MaxNameBytes), Name: c.str("active.role.name", a.Role.Name, MaxNameBytes)}
+	a.Why = c.str("active.why", a.Why, MaxNameBytes)
+	a.Store = c.str("active.store", a.Store, MaxPathBytes)
+	return &a
 }
 
 // fitEncoded shortens e's lists, longest first, then drops actor metadata, until its JSON encoding

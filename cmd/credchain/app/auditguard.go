@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/credchain/credchain/auditguard"
 )
@@ -41,13 +42,7 @@ VAULT_NAMESPACE; the token from VAULT_TOKEN, --vault-token-file or --vault-k8s-r
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "open audit socket connections accepted across every --listen; more are closed at once")
 	f.StringArrayVar(&cfg.AuditFiles, "audit-file", nil, "file audit device log to tail, - for stdin (repeatable)")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the policy snapshot store")
-	f.StringVar(&cfg.State, "state", cfg.State, "where the guard keeps snapshots, holds and logins: bbolt (state.db in --state-dir, one replica) or nats (a JetStream key-value bucket on --nats-url, shared by replicas)")
-	f.StringVar(&cfg.StateBucket, "state-bucket", cfg.StateBucket, "key-value bucket of --state=nats; the leader lease is in <bucket>-leader")
-	f.IntVar(&cfg.StateReplicas, "state-replicas", cfg.StateReplicas, "JetStream copies of the --state=nats buckets (1, 3 or 5)")
-	f.StringVar(&cfg.ReplicaID, "replica-id", cfg.ReplicaID, "this replica's name in the leader lease and heartbeats (default: $POD_NAME, else the hostname)")
-	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", cfg.LeaderTTL, "leader lease of --state=nats: a dead leader's reconcile is taken over within it (at least 3s)")
-	f.BoolVar(&cfg.Inventory, "inventory", false, "read every cluster's inventory (published by each cluster's webhook with --inventory-publish) for the blast radius and active roles")
-	f.StringVar(&cfg.InventoryBucket, "inventory-bucket", cfg.InventoryBucket, "key-value bucket of the clusters' inventories on --nats-url")
+	addSharedFlags(f, &cfg)
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address serving /healthz and /readyz (\"0\" disables)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address serving Prometheus /metrics (\"0\" disables)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "full rebuild of the role index and policy snapshots")
@@ -152,3 +147,15 @@ func (k kubeShorthand) Set(s string) error {
 }
 
 func (kubeShorthand) Type() string { return "string" }
+
+// addSharedFlags registers the flags of what the guard shares on NATS: its state with other
+// replicas, and the clusters' inventories.
+func addSharedFlags(f *pflag.FlagSet, cfg *auditguard.Config) {
+	f.StringVar(&cfg.State, "state", cfg.State, "where the guard keeps snapshots, holds and logins: bbolt (state.db in --state-dir, one replica) or nats (a JetStream key-value bucket on --nats-url, shared by replicas)")
+	f.StringVar(&cfg.StateBucket, "state-bucket", cfg.StateBucket, "key-value bucket of --state=nats; the leader lease is in <bucket>-leader")
+	f.IntVar(&cfg.StateReplicas, "state-replicas", cfg.StateReplicas, "JetStream copies of the --state=nats buckets (1, 3 or 5)")
+	f.StringVar(&cfg.ReplicaID, "replica-id", cfg.ReplicaID, "this replica's name in the leader lease and heartbeats (default: $POD_NAME, else the hostname)")
+	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", cfg.LeaderTTL, "leader lease of --state=nats: a dead leader's reconcile is taken over within it (at least 3s)")
+	f.BoolVar(&cfg.Inventory, "inventory", false, "read every cluster's inventory (published by each cluster's webhook with --inventory-publish) for the blast radius and active roles")
+	f.StringVar(&cfg.InventoryBucket, "inventory-bucket", cfg.InventoryBucket, "key-value bucket of the clusters' inventories on --nats-url")
+}
