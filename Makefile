@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit e2e testbin demo bench fuzz vet clean image
+.PHONY: all build test unit e2e testbin demo bench peerbench fuzz vet clean image
 
 all: build
 
@@ -40,6 +40,11 @@ e2e: testbin
 ## bench: the performance targets of docs/benchmarks.md.
 bench:
 	hack/bench.sh
+
+## peerbench: credchain's webhook against the Kyverno policy of docs/kyverno.md through one kube-apiserver (builds Kyverno v1.19.1 first, ~6-8 min cold; never part of test or testbin).
+peerbench: build
+	hack/testbin.sh k8s etcd kyverno
+	cd hack/peerbench && $(GO) run . --credchain ../../$(BIN)/credchain $(PEERBENCH_ARGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -82,9 +82,12 @@ func callKey(e auditEntry) string {
 }
 
 // background reports whether a call is the process's upkeep rather than a review's work: leader
-// election and Kyverno's health leases, and watches (long-running, counted when they end).
+// election and Kyverno's health leases, Kyverno's webhook controller keeping its registrations
+// (and the discovery it reads for them), and watches (long-running, counted when they end). Each
+// round's raw line lists every call, these included.
 func background(key string) bool {
-	return strings.HasSuffix(key, " leases") || strings.HasPrefix(key, "watch ")
+	return strings.HasSuffix(key, " leases") || strings.HasSuffix(key, "webhookconfigurations") ||
+		strings.HasSuffix(key, " (non-resource)") || strings.HasPrefix(key, "watch ")
 }
 
 // reviewCalls is the number of calls of user that are not background.

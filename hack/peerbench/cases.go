@@ -53,8 +53,11 @@ func setupCases(ctx context.Context, cl *cluster) error {
 	if _, err := core.ServiceAccounts(casesNamespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	if _, err := cl.kube.AppsV1().Deployments(casesNamespace).Create(ctx, deployment(casesNamespace, "decoy-app", "", "regcred-decoy"), metav1.CreateOptions{}); err != nil {
-		return err
+	// Running workloads the UPDATE cases restart (a template change keeping the pull secret).
+	for name, secret := range updateApps {
+		if _, err := cl.kube.AppsV1().Deployments(casesNamespace).Create(ctx, deployment(casesNamespace, name, "", secret), metav1.CreateOptions{}); err != nil {
+			return err
+		}
 	}
 	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "peerbench-replicaset-controller"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},

@@ -19,9 +19,9 @@ import (
 // (and the per-review API call count is read from it). All are cluster admins: the benchmark
 // measures the webhooks' work, not RBAC.
 const (
-	userClient   = "peerbench-client"
+	userClient    = "peerbench-client"
 	userCredchain = "peerbench-credchain"
-	userKyverno  = "peerbench-kyverno"
+	userKyverno   = "peerbench-kyverno"
 )
 
 // auditPolicy logs one Metadata entry per completed request of the two webhooks' users and nothing

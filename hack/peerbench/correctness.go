@@ -40,10 +40,10 @@ var cases = []testCase{
 	{"healthy", "both admit a Deployment whose pull secret has a Ready ExternalSecret of its name", createCase("", "regcred-ok")},
 	{"not synced: Vault's 403", "both deny Ready=False; only ESO's Warning Event carries Vault's 403", createCase("", "regcred-failing")},
 	{"ServiceAccount inheritance", "a template naming no pull secret inherits its ServiceAccount's (here: the failing one)", createCase("puller")},
-	{"spec.target.name differs", "ExternalSecret order-service-regcred writes Secret regcred-target", createCase("", "regcred-target")},
-	{"status.binding", "ESO last wrote regcred-v1 (status.binding) while spec.target.name moves to regcred-v2", createCase("", "regcred-v1")},
+	{"spec.target.name differs", "UPDATE keeping pull secret regcred-target, written by ExternalSecret order-service-regcred (spec.target.name)", updateCase("target-app")},
+	{"status.binding", "UPDATE keeping pull secret regcred-v1: ESO last wrote it (status.binding) while spec.target.name moves to regcred-v2", updateCase("binding-app")},
 	{"spec.target.name defaulting", "ExternalSecret regcred-default without spec.target.name writes Secret regcred-default", createCase("", "regcred-default")},
-	{"same name, other Secret", "UPDATE keeping pull secret regcred-decoy: the ExternalSecret of that name writes regcred-elsewhere", updateDecoy},
+	{"same name, other Secret", "UPDATE keeping pull secret regcred-decoy: the ExternalSecret of that name writes regcred-elsewhere", updateCase("decoy-app")},
 	{"grace: ExternalSecret first", "applied together: the ExternalSecret exists, ESO has not reconciled it yet", createCase("", "regcred-fresh")},
 	{"grace: workload first", "applied together (kubectl apply -f dir/ writes deployment.yaml first): no ExternalSecret yet", createCase("", "regcred-coming")},
 	{"controller-created pod", "the ReplicaSet controller creates a pod whose pull secret is failing (scale-up during the incident)", controllerCreatedPod},
@@ -51,9 +51,18 @@ var cases = []testCase{
 	{"events to NATS/Slack", "a real (not dry-run) denied CREATE: who hears of it", deniedForReal},
 }
 
-func updateDecoy(ctx context.Context, e caseEnv) (verdict, error) {
+// updateApps are the running Deployments of the UPDATE cases and the pull secret each keeps.
+var updateApps = map[string]string{"decoy-app": "regcred-decoy", "target-app": "regcred-target", "binding-app": "regcred-v1"}
+
+// updateCase is a dry-run UPDATE of a running Deployment that changes only its template (what
+// kubectl rollout restart does), keeping its pull secret.
+func updateCase(name string) func(context.Context, caseEnv) (verdict, error) {
+	return func(ctx context.Context, e caseEnv) (verdict, error) { return restart(ctx, e, name) }
+}
+
+func restart(ctx context.Context, e caseEnv, name string) (verdict, error) {
 	apps := e.vc.kube.AppsV1().Deployments(casesNamespace)
-	d, err := apps.Get(ctx, "decoy-app", metav1.GetOptions{})
+	d, err := apps.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return verdict{}, err
 	}

@@ -57,6 +57,9 @@ func startKyverno(ctx context.Context, cl *cluster, cfg Config) (*proc, error) {
 		"--webhookServerHost=" + host, "--webhookServerPort=" + port,
 		"--caSecretName=" + svc + ".kyverno-tls-ca", "--tlsSecretName=" + svc + ".kyverno-tls-pair",
 		"--metricsPort=" + metricsPort, "--controllerRuntimeMetricsAddress=0", "--loggingFormat=text"}
+	if cfg.KyvernoQPS > 0 {
+		args = append(args, fmt.Sprintf("--clientRateLimitQPS=%g", cfg.KyvernoQPS), fmt.Sprintf("--clientRateLimitBurst=%d", int(2*cfg.KyvernoQPS)))
+	}
 	env := []string{"KYVERNO_NAMESPACE=" + kyvernoNamespace, "KYVERNO_POD_NAME=kyverno-peerbench",
 		"KYVERNO_SERVICEACCOUNT_NAME=kyverno", "KYVERNO_DEPLOYMENT=kyverno", "KYVERNO_SVC=kyverno-svc",
 		"INIT_CONFIG=kyverno", "METRICS_CONFIG=kyverno-metrics"}

@@ -57,10 +57,10 @@ type load struct {
 // runLoad sends n server-side dry-run CREATEs of d from c concurrent clients and times each.
 func runLoad(ctx context.Context, kube kubernetes.Interface, d *appsv1.Deployment, n, c int) load {
 	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		out      = load{latencies: make([]time.Duration, 0, n)}
-		wg       sync.WaitGroup
+		next    atomic.Int64
+		mu      sync.Mutex
+		out     = load{latencies: make([]time.Duration, 0, n)}
+		wg      sync.WaitGroup
 		deploys = kube.AppsV1().Deployments(d.Namespace)
 	)
 	start := time.Now()

@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string) error {
 	f.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured dry-run CREATEs before each round")
 	f.BoolVar(&cfg.SkipBench, "correctness-only", cfg.SkipBench, "run the correctness pass only")
 	f.DurationVar(&cfg.Settle, "settle", cfg.Settle, "wait after relabelling a namespace before probing which webhook answers")
+	f.Float64Var(&cfg.KyvernoQPS, "kyverno-qps", cfg.KyvernoQPS, "Kyverno's client rate limit (--clientRateLimitQPS; 0: its default, 100)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}

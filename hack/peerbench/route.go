@@ -13,11 +13,13 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// probeSecret is a pull secret no ExternalSecret writes: a CREATE naming it is what tells the
-// webhooks apart. credchain admits a new reference with a warning (its ExternalSecret may be
-// applied next), Kyverno's policy denies it (no ExternalSecret of that name), and without a
-// webhook it is admitted silently.
-const probeSecret = "peerbench-probe-unbacked"
+// probeSecret is the pull secret of a failing ExternalSecret (probeFixture) in every routed
+// namespace: a CREATE naming it is what tells the webhooks apart.
+const probeSecret = "peerbench-probe-failing"
+
+// probeFixture is the ExternalSecret behind probeSecret: synced once, failing now.
+var probeFixture = esSpec{name: probeSecret, ready: "False", reason: "SecretSyncedError",
+	message: "could not get secret data from provider", binding: probeSecret, synced: true}
 
 // warningLog collects the API server's Warning headers of one client (the webhooks' warnings
 // reach kubectl this way).
@@ -77,19 +79,20 @@ func route(ctx context.Context, cl *cluster, vc *verdictClient, settle time.Dura
 	}
 }
 
-// probe names the webhook answering in ns by its verdict on probeSecret.
+// probe names the webhook answering in ns by its verdict on probeSecret: each denies it in its
+// own words, and without a webhook it is admitted.
 func probe(ctx context.Context, vc *verdictClient, ns string) (string, error) {
 	vc.warnings.take()
 	_, err := vc.kube.AppsV1().Deployments(ns).Create(ctx, deployment(ns, "peerbench-probe", "", probeSecret), dryRun)
-	warns := strings.Join(vc.warnings.take(), "\n")
+	vc.warnings.take()
 	switch {
-	case err != nil && strings.Contains(err.Error(), "require-synced-pull-secrets"):
+	case err == nil:
+		return routeNone, nil
+	case strings.Contains(err.Error(), "require-synced-pull-secrets"):
 		return routeKyverno, nil
-	case err != nil:
-		return "", err
-	case strings.Contains(warns, probeSecret):
+	case strings.Contains(err.Error(), "pullsecrets.credchain.io"):
 		return routeCredchain, nil
 	default:
-		return routeNone, nil
+		return "", err
 	}
 }

@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -32,6 +35,9 @@ func runAll(ctx context.Context, cfg Config) error {
 	for _, ns := range []string{benchNamespace, casesNamespace} {
 		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{selectorLabel: routeNone}}}
 		if err := cl.c.Create(ctx, n); err != nil {
+			return err
+		}
+		if err := createExternalSecret(ctx, cl.c, ns, probeFixture); err != nil {
 			return err
 		}
 	}
@@ -57,6 +63,9 @@ func runAll(ctx context.Context, cfg Config) error {
 	}
 	defer ky.stop()
 	fmt.Printf("# kyverno ready, policy installed and its webhook registered in %s\n", time.Since(start).Round(time.Second))
+	if err := printRegistrations(ctx, cl); err != nil {
+		return err
+	}
 	vc, err := newVerdictClient(cl.cfg)
 	if err != nil {
 		return err
@@ -75,7 +84,7 @@ func measure(ctx context.Context, cfg Config, cl *cluster, vc *verdictClient, cc
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, cl: cl, vc: vc, audit: &auditReader{path: cl.auditLog}, apiserver: pid, have: len(benchSecrets), out: os.Stdout,
+	b := &bench{cfg: cfg, cl: cl, vc: vc, audit: &auditReader{path: cl.auditLog}, apiserver: pid, have: len(benchSecrets) + 1, out: os.Stdout, // + probeFixture
 		targets: []target{{route: routeNone}, {route: routeCredchain, user: userCredchain, p: cc}, {route: routeKyverno, user: userKyverno, p: ky}}}
 	fmt.Printf("\n# benchmark: sizes %v, clients %v, %d repeats of %d dry-run CREATEs (+%d warm-up) per round\n",
 		cfg.Sizes, cfg.Clients, cfg.Repeats, cfg.Requests, cfg.Warmup)
@@ -85,6 +94,40 @@ func measure(ctx context.Context, cfg Config, cl *cluster, vc *verdictClient, cc
 	}
 	printSummary(os.Stdout, rounds, cfg)
 	fmt.Printf("\n# finished: %s\n", conditions())
+	return nil
+}
+
+// printRegistrations lists every admission webhook registered for Deployments, so the report
+// shows what the API server calls (Kyverno registers its own from the policies).
+func printRegistrations(ctx context.Context, cl *cluster) error {
+	reg := cl.kube.AdmissionregistrationV1()
+	vwcs, err := reg.ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	mwcs, err := reg.MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	show := func(kind, cfg, hook string, rules []admissionregistrationv1.RuleWithOperations, sel *metav1.LabelSelector, fp *admissionregistrationv1.FailurePolicyType) {
+		for _, r := range rules {
+			if slices.Contains(r.Resources, "deployments") || slices.Contains(r.Resources, "*") {
+				fmt.Printf("# registered: %s %s webhook %s, failurePolicy %s, namespaceSelector %s\n",
+					kind, cfg, hook, ptr.Deref(fp, ""), metav1.FormatLabelSelector(sel))
+				return
+			}
+		}
+	}
+	for _, c := range vwcs.Items {
+		for _, h := range c.Webhooks {
+			show("validating", c.Name, h.Name, h.Rules, h.NamespaceSelector, h.FailurePolicy)
+		}
+	}
+	for _, c := range mwcs.Items {
+		for _, h := range c.Webhooks {
+			show("mutating", c.Name, h.Name, h.Rules, h.NamespaceSelector, h.FailurePolicy)
+		}
+	}
 	return nil
 }
 

@@ -82,3 +82,19 @@ func TestParseProc(t *testing.T) {
 		t.Error("parseStatusRSS without VmRSS: want an error")
 	}
 }
+
+func TestBackgroundCalls(t *testing.T) {
+	t.Parallel()
+	c := calls{userKyverno: {"get externalsecrets": 3000, "update leases": 17, "get (non-resource)": 6,
+		"update mutatingwebhookconfigurations": 3, "watch externalsecrets": 1, "list events": 2}}
+	if got := c.reviewCalls(userKyverno); got != 3002 {
+		t.Errorf("reviewCalls = %d, want 3002 (the GETs and LISTs a review makes, not upkeep)", got)
+	}
+	if got := c.reviewCalls(userCredchain); got != 0 {
+		t.Errorf("reviewCalls of a user without calls = %d, want 0", got)
+	}
+	want := "get externalsecrets ×3000, update leases ×17, get (non-resource) ×6, update mutatingwebhookconfigurations ×3, list events ×2, watch externalsecrets ×1"
+	if got := c.describe(userKyverno); got != want {
+		t.Errorf("describe =\n%s\nwant\n%s", got, want)
+	}
+}
