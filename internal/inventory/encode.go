@@ -74,7 +74,7 @@ func Encode(inv *Inventory, maxBytes int) ([]byte, error) {
 		return nil, fmt.Errorf("internal error: compressing inventory: %w", err)
 	}
 	if buf.Len() > maxBytes {
-		return nil, fmt.Errorf("%w: cluster %q's inventory (%d stores, %d ExternalSecrets) is %d bytes gzip-compressed (%d of JSON), over the %d NATS accepts (max_payload); raise max_payload on the NATS servers and --inventory-max-bytes with it",
+		return nil, fmt.Errorf("%w: cluster %q's inventory (%d stores, %d ExternalSecrets) is %d bytes gzip-compressed (%d of JSON), over the %d NATS accepts (max_payload); raise max_payload on the NATS servers, or split the cluster across more --cluster names (one webhook install per name)",
 			ErrTooLarge, inv.Cluster, len(inv.Stores), inv.externalSecrets(), buf.Len(), len(raw), maxBytes)
 	}
 	return buf.Bytes(), nil
