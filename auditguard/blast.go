@@ -160,17 +160,6 @@ func (b *Blast) For(ctx context.Context, roles []events.RoleRef) (*events.BlastR
 		refs[i] = chain.RoleRef{Mount: r.Mount, Name: r.Name}
 	}
 	im := m.Impact(refs)
-	return &events.BlastRadius{Stores: objectRefs(im.Stores), ExternalSecrets: objectRefs(im.ExternalSecrets),
-		Secrets: objectRefs(im.Secrets), Workloads: objectRefs(im.Workloads)}, nil
-}
-
-func objectRefs(refs []chain.Ref) []events.ObjectRef {
-	if len(refs) == 0 {
-		return nil
-	}
-	out := make([]events.ObjectRef, len(refs))
-	for i, r := range refs {
-		out[i] = events.ObjectRef{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
-	}
-	return out
+	br := im.BlastRadius()
+	return &br, nil
 }

@@ -182,7 +182,7 @@ func lostImpact(m *chain.Model, lost []lostRequest) *events.BlastRadius {
 }
 
 func sortedRefs(refs []chain.Ref) []events.ObjectRef {
-	out := objectRefs(refs)
+	out := chain.ObjectRefs(refs)
 	slices.SortFunc(out, func(a, b events.ObjectRef) int { return strings.Compare(a.String(), b.String()) })
 	return slices.Compact(out)
 }

@@ -151,7 +151,9 @@ func merge(es []*roleEntry) ClusterImpact {
 
 func uniqueRoles(roles []events.RoleRef) []events.RoleRef {
 	out := slices.Clone(roles)
-	slices.SortFunc(out, func(a, b events.RoleRef) int { return cmp.Or(cmp.Compare(a.Mount, b.Mount), cmp.Compare(a.Name, b.Name)) })
+	slices.SortFunc(out, func(a, b events.RoleRef) int {
+		return cmp.Or(cmp.Compare(a.Mount, b.Mount), cmp.Compare(a.Name, b.Name))
+	})
 	return slices.Compact(out)
 }
 

@@ -79,10 +79,7 @@ func FromModel(cluster string, m *chain.Model) *Inventory {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	for r := range roles {
-		im := m.Impact([]chain.RoleRef{r})
-		inv.Roles = append(inv.Roles, Role{Mount: r.Mount, Name: r.Name, BlastRadius: events.BlastRadius{
-			Stores: objectRefs(im.Stores), ExternalSecrets: objectRefs(im.ExternalSecrets),
-			Secrets: objectRefs(im.Secrets), Workloads: objectRefs(im.Workloads)}})
+		inv.Roles = append(inv.Roles, Role{Mount: r.Mount, Name: r.Name, BlastRadius: m.Impact([]chain.RoleRef{r}).BlastRadius()})
 	}
 	slices.SortFunc(inv.Roles, func(a, b Role) int {
 		return cmp.Or(cmp.Compare(a.Mount, b.Mount), cmp.Compare(a.Name, b.Name))
@@ -106,17 +103,6 @@ func StoreOf(s *chain.Store) (st Store, ok bool) {
 		st.Mount, st.Role = r.Mount, r.Name
 	}
 	return st, true
-}
-
-func objectRefs(refs []chain.Ref) []events.ObjectRef {
-	if len(refs) == 0 {
-		return nil
-	}
-	out := make([]events.ObjectRef, len(refs))
-	for i, r := range refs {
-		out[i] = events.ObjectRef{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
-	}
-	return out
 }
 
 func deref(s *string) string {

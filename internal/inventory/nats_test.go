@@ -287,5 +287,3 @@ func TestEnsureBucket(t *testing.T) {
 		t.Fatalf("bad bucket name: %v", err)
 	}
 }
-
-
