@@ -59,6 +59,18 @@ func OpenKVState(ctx context.Context, nc *nats.Conn, bucket string, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("opening the state bucket %s on NATS: %w", bucket, err)
 	}
+	// A replicated bucket answers once its stream has elected a leader: wait for that here rather
+	// than fail the first restore.
+	for {
+		_, err := kv.Get(ctx, kvWatchingKey)
+		if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("the state bucket %s on NATS does not answer: %w", bucket, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return &KVState{nc: nc, kv: kv, replica: replica, timeout: kvOpTimeout}, nil
 }
 
@@ -101,6 +113,9 @@ func (s *KVState) update(key string, next func(old []byte, found bool) (value []
 			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 7))))
 		}
 		old, rev, found, err := s.get(key)
+		if errors.Is(err, nats.ErrNoResponders) {
+			continue // the bucket's stream is electing a leader (a NATS node restarted, a new bucket)
+		}
 		if err != nil {
 			return err
 		}
@@ -115,12 +130,12 @@ func (s *KVState) update(key string, next func(old []byte, found bool) (value []
 			_, err = s.kv.Create(ctx, key, v)
 		}
 		cancel()
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue // another replica wrote it in between: read again
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, nats.ErrNoResponders) {
+			continue // another replica wrote it in between (or the stream is electing a leader): read again
 		}
 		return err
 	}
-	return fmt.Errorf("updating %s: %d conflicting writes by other replicas in a row", key, kvCASAttempts)
+	return fmt.Errorf("updating %s: %d attempts in a row met another replica's write or no stream leader", key, kvCASAttempts)
 }
 
 // PutSnapshot implements State.
