@@ -3,7 +3,6 @@ package check
 import (
 	"context"
 	"slices"
-	"strings"
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"golang.org/x/sync/errgroup"
@@ -23,16 +22,9 @@ import (
 // Evaluate it only for ExternalSecrets whose stores log in with one of roles (Check reports
 // UndefinedPolicies from its roles only).
 func ReadVaultFor(ctx context.Context, c *vaultapi.Client, roles []chain.RoleRef) (*Vault, error) {
-	v := &Vault{Source: "vault " + c.Address(), Policies: vaultacl.Set{}, PolicySources: map[string]string{},
-		Roles: map[chain.RoleRef]*Role{}, Mounts: map[string]bool{}, Complete: true}
-	auths, err := c.Sys().ListAuthWithContext(ctx)
+	v, err := readMounts(ctx, c)
 	if err != nil {
-		return nil, vaultReadError("read", "sys/auth", err)
-	}
-	for path, m := range auths {
-		if m != nil && m.Type == "kubernetes" {
-			v.Mounts[strings.Trim(path, "/")] = true
-		}
+		return nil, err
 	}
 	mounts := map[string]bool{}
 	for _, ref := range roles {

@@ -41,22 +41,9 @@ const readParallelism = 8
 // itself as root). A policy Vault holds that vaultacl refuses to parse is an error too: check
 // cannot judge it, and Vault evidently accepted it, so it is a disagreement worth reporting.
 func ReadVault(ctx context.Context, c *vaultapi.Client) (*Vault, error) {
-	v := &Vault{
-		Source:        "vault " + c.Address(),
-		Policies:      vaultacl.Set{},
-		PolicySources: map[string]string{},
-		Roles:         map[chain.RoleRef]*Role{},
-		Mounts:        map[string]bool{},
-		Complete:      true,
-	}
-	auths, err := c.Sys().ListAuthWithContext(ctx)
+	v, err := readMounts(ctx, c)
 	if err != nil {
-		return nil, vaultReadError("read", "sys/auth", err)
-	}
-	for path, m := range auths {
-		if m != nil && m.Type == "kubernetes" {
-			v.Mounts[strings.Trim(path, "/")] = true
-		}
+		return nil, err
 	}
 	roleRefs, policyNames, err := listRolesAndPolicies(ctx, c, v.Mounts)
 	if err != nil {
@@ -80,6 +67,23 @@ func ReadVault(ctx context.Context, c *vaultapi.Client) (*Vault, error) {
 	}
 	for _, p := range policies {
 		v.Policies[p.Name], v.PolicySources[p.Name] = p, p.File
+	}
+	return v, nil
+}
+
+// readMounts starts a reading of the live Vault behind c, for ReadVault and ReadVaultFor: a
+// Complete Vault holding only its Kubernetes auth mounts (sys/auth, type "kubernetes").
+func readMounts(ctx context.Context, c *vaultapi.Client) (*Vault, error) {
+	v := &Vault{Source: "vault " + c.Address(), Policies: vaultacl.Set{}, PolicySources: map[string]string{},
+		Roles: map[chain.RoleRef]*Role{}, Mounts: map[string]bool{}, Complete: true}
+	auths, err := c.Sys().ListAuthWithContext(ctx)
+	if err != nil {
+		return nil, vaultReadError("read", "sys/auth", err)
+	}
+	for path, m := range auths {
+		if m != nil && m.Type == "kubernetes" {
+			v.Mounts[strings.Trim(path, "/")] = true
+		}
 	}
 	return v, nil
 }
