@@ -30,37 +30,34 @@ type Intent struct {
 // putIntent stores the intent of ev's restore. A failure is logged and the restore goes on: the
 // intent only guards the report.
 func (g *Guard) putIntent(ev events.Event) {
-	if !g.intents() {
+	is, ok := g.store.(intentStore)
+	if !ok {
 		return
 	}
-	if err := g.store.PutIntent(Intent{Replica: g.opts.replica, At: g.opts.now(), Event: ev}); err != nil {
+	if err := is.PutIntent(Intent{Replica: g.opts.replica, At: g.opts.now(), Event: ev}); err != nil {
 		g.log.Error(err, "storing a restore's intent; a crash before its event is queued would leave it unreported", "policy", ev.Policy)
 	}
 }
 
 func (g *Guard) dropIntent(ns, name string) {
-	if !g.intents() {
+	is, ok := g.store.(intentStore)
+	if !ok {
 		return
 	}
-	if err := g.store.DeleteIntent(ns, name); err != nil {
+	if err := is.DeleteIntent(ns, name); err != nil {
 		g.log.Error(err, "deleting a restore's intent; reconcile will report it again (de-duplicated by its event ID)", "policy", name)
 	}
-}
-
-// intents reports whether restores keep intents: with a shared state only.
-func (g *Guard) intents() bool {
-	_, shared := g.store.(*KVState)
-	return shared
 }
 
 // recoverIntents reports the restores whose writer died before queueing their event. Reconcile
 // runs on the processing goroutine, so none of this replica's own restores is in flight: an
 // intent of its own is a previous process's. Another replica's counts once its heartbeat is gone.
 func (g *Guard) recoverIntents(ctx context.Context) {
-	if !g.intents() {
+	is, ok := g.store.(intentStore)
+	if !ok {
 		return
 	}
-	intents, err := g.store.Intents()
+	intents, err := is.Intents()
 	if err != nil {
 		g.log.Error(err, "reading restore intents")
 		return

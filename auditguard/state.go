@@ -29,14 +29,19 @@ type State interface {
 	// WatchingSince and SetWatchingSince are when the guard first started watching logins.
 	WatchingSince() (since time.Time, ok bool, err error)
 	SetWatchingSince(t time.Time) error
-	// PutIntent, DeleteIntent and Intents keep the restores in flight (intent.go), one per policy.
-	PutIntent(in Intent) error
-	DeleteIntent(ns, name string) error
-	Intents() ([]Intent, error)
 	Close() error
 }
 
+// intentStore keeps the restores in flight (intent.go), one per policy. Only the shared state
+// (KVState) is one: in state.db each intent would cost an fsync before the restore's write.
+type intentStore interface {
+	PutIntent(in Intent) error
+	DeleteIntent(ns, name string) error
+	Intents() ([]Intent, error)
+}
+
 var (
-	_ State = (*Store)(nil)
-	_ State = (*KVState)(nil)
+	_ State       = (*Store)(nil)
+	_ State       = (*KVState)(nil)
+	_ intentStore = (*KVState)(nil)
 )

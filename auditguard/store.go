@@ -21,9 +21,7 @@ var (
 	// (since when it has watched logins).
 	bucketLogins = []byte("logins")
 	bucketMeta   = []byte("meta")
-	// bucketIntents holds the restores in flight (intent.go).
-	bucketIntents = []byte("intents")
-	keyWatching   = []byte("watching-since")
+	keyWatching  = []byte("watching-since")
 )
 
 // Snapshot is the last-known body of a policy and where it came from, so a restart doesn't forget
@@ -81,7 +79,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening state store in %s: %w", dir, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPolicies, bucketOffsets, bucketLogins, bucketMeta, bucketIntents} {
+		for _, b := range [][]byte{bucketPolicies, bucketOffsets, bucketLogins, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -270,38 +268,4 @@ func (s *Store) SetWatchingSince(t time.Time) error {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyWatching, v) })
-}
-
-// PutIntent stores a restore in flight (intent.go).
-func (s *Store) PutIntent(in Intent) error {
-	v, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntents).Put(policyKey(in.Event.Namespace, in.Event.Policy), v)
-	})
-}
-
-// DeleteIntent removes a policy's restore intent.
-func (s *Store) DeleteIntent(ns, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Delete(policyKey(ns, name)) })
-}
-
-// Intents returns every stored restore intent.
-func (s *Store) Intents() ([]Intent, error) {
-	var out []Intent
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntents).ForEach(func(_, v []byte) error {
-			var in Intent
-			if json.Unmarshal(v, &in) == nil {
-				out = append(out, in)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading restore intents: %w", err)
-	}
-	return out, nil
 }
