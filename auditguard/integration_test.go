@@ -137,7 +137,7 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	if e.natsURL != "" {
 		cfg.Events.NATS = events.NATSConfig{URLs: []string{e.natsURL}, Cluster: "test", CreateStream: true}
 	}
-	cfg.State, cfg.StateBucket = e.state, bucketFor(t.Name())
+	cfg.State, cfg.StateBucket = e.state, auditguard.BucketFor(t.Name())
 	if files {
 		cfg.AuditFiles = []string{e.auditLog}
 	}
@@ -145,16 +145,6 @@ func (e *env) startGuard(t testing.TB, files bool) func() {
 	must(t, cfg.Validate())
 	cfg.Notifier = e.events
 	return runGuard(t, cfg, client(t, e.v.Addr, e.guardTok))
-}
-
-// bucketFor makes a test's name a state bucket name of its own.
-func bucketFor(name string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, name)
 }
 
 // runGuard runs auditguard.Run in-process with cfg (defaulted and validated; HealthAddr set) and

@@ -22,7 +22,7 @@ func TestRestoreIntentRecovered(t *testing.T) {
 	e.natsURL, e.state = testenv.StartNATS(t).ClientURL(), auditguard.StateNATS
 	nc, err := nats.Connect(e.natsURL)
 	must(t, err)
-	st, err := auditguard.OpenKVState(t.Context(), nc, bucketFor(t.Name()), 1, "")
+	st, err := auditguard.OpenKVState(t.Context(), nc, auditguard.BucketFor(t.Name()), 1, "")
 	must(t, err)
 	crashed := events.Event{ID: "0123456789abcdef0123456789abcdef", Type: events.PolicyRestored, Policy: "eso-order-service",
 		Roles: []events.RoleRef{{Mount: "kubernetes", Name: "external-secrets-operator"}}, Action: "restored", Rule: events.RuleSnapshot,

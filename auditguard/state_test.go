@@ -48,24 +48,12 @@ func kvState(t *testing.T, url, bucket string, replicas int, replica string) *KV
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenKVState(t.Context(), nc, bucketName(bucket), replicas, replica)
+	s, err := OpenKVState(t.Context(), nc, BucketFor(bucket), replicas, replica)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// bucketName makes a test name a bucket name.
-func bucketName(s string) string {
-	out := []rune{}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			r = '_'
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }
 
 func TestStateContract(t *testing.T) {
