@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credchain/credchain/internal/chain"
 	"github.com/credchain/credchain/internal/events"
 )
 
@@ -247,18 +246,10 @@ func (g *Guard) storesByRole(ctx context.Context) (users map[events.RoleRef]stri
 		}
 		ref := events.RoleRef{Mount: r.Mount, Name: r.Name}
 		if _, seen := users[ref]; !seen {
-			users[ref] = storeName(s)
+			users[ref] = events.ObjectRef{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}.String()
 		}
 	}
 	return users, true
-}
-
-// storeName is a store as events name it: "SecretStore prod/vault-backend", "ClusterSecretStore vault".
-func storeName(s *chain.Store) string {
-	if s.Namespace == "" {
-		return s.Kind + " " + s.Name
-	}
-	return s.Kind + " " + s.Namespace + "/" + s.Name
 }
 
 // inactiveDelete reports a missing policy that only inactive roles name: the delete was a cleanup,
