@@ -45,7 +45,7 @@ func (g *Guard) blastRadius(ctx context.Context, roles []events.RoleRef) (*event
 	}
 	var impacts []inventory.ClusterImpact
 	if local != nil {
-		impacts = append(impacts, inventory.ClusterImpact{Cluster: g.opts.cluster, BlastRadius: stampCluster(local, g.opts.cluster)})
+		impacts = append(impacts, inventory.ClusterImpact{Cluster: g.opts.cluster, BlastRadius: local.InCluster(g.opts.cluster)})
 	}
 	for _, im := range r.Impact(roles) {
 		if local != nil && im.Cluster == g.opts.cluster {
@@ -54,20 +54,6 @@ func (g *Guard) blastRadius(ctx context.Context, roles []events.RoleRef) (*event
 		impacts = append(impacts, im)
 	}
 	return inventory.MergeImpact(impacts), nil
-}
-
-// stampCluster is br with every entry naming cluster.
-func stampCluster(br *events.BlastRadius, cluster string) *events.BlastRadius {
-	stamp := func(refs []events.ObjectRef) []events.ObjectRef {
-		out := make([]events.ObjectRef, len(refs))
-		for i, r := range refs {
-			r.Cluster = cluster
-			out[i] = r
-		}
-		return out
-	}
-	return &events.BlastRadius{Stores: stamp(br.Stores), ExternalSecrets: stamp(br.ExternalSecrets),
-		Secrets: stamp(br.Secrets), Workloads: stamp(br.Workloads)}
 }
 
 // inventoryStoreUsing names a store of another live cluster that logs in with one of roles

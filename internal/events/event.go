@@ -328,6 +328,22 @@ type BlastRadius struct {
 	Workloads       []ObjectRef `json:"workloads,omitempty"`
 }
 
+// InCluster is a copy of br with every entry naming cluster (br is left as it is).
+func (br BlastRadius) InCluster(cluster string) *BlastRadius {
+	set := func(refs []ObjectRef) []ObjectRef {
+		if len(refs) == 0 {
+			return nil
+		}
+		out := make([]ObjectRef, len(refs))
+		for i, r := range refs {
+			r.Cluster = cluster
+			out[i] = r
+		}
+		return out
+	}
+	return &BlastRadius{Stores: set(br.Stores), ExternalSecrets: set(br.ExternalSecrets), Secrets: set(br.Secrets), Workloads: set(br.Workloads)}
+}
+
 // ObjectRef names a Kubernetes object.
 type ObjectRef struct {
 	Kind      string `json:"kind"`

@@ -52,7 +52,7 @@ func newCluster(inv *Inventory, expires time.Time) *cluster {
 	c := &cluster{name: inv.Cluster, expires: expires, inv: inv}
 	for _, r := range inv.Roles {
 		e := &roleEntry{role: events.RoleRef{Mount: r.Mount, Name: r.Name}, cluster: c,
-			impact: ClusterImpact{Cluster: c.name, BlastRadius: withCluster(&r.BlastRadius, c.name)}}
+			impact: ClusterImpact{Cluster: c.name, BlastRadius: r.BlastRadius.InCluster(c.name)}}
 		for _, s := range inv.Stores {
 			if s.Mount == r.Mount && s.Role == r.Name {
 				if e.store == "" {
@@ -80,21 +80,6 @@ func newIndex(clusters map[string]*cluster) *index {
 		slices.SortFunc(es, func(a, b *roleEntry) int { return cmp.Compare(a.cluster.name, b.cluster.name) })
 	}
 	return ix
-}
-
-func withCluster(br *events.BlastRadius, name string) *events.BlastRadius {
-	set := func(refs []events.ObjectRef) []events.ObjectRef {
-		if len(refs) == 0 {
-			return nil
-		}
-		out := make([]events.ObjectRef, len(refs))
-		for i, r := range refs {
-			r.Cluster = name
-			out[i] = r
-		}
-		return out
-	}
-	return &events.BlastRadius{Stores: set(br.Stores), ExternalSecrets: set(br.ExternalSecrets), Secrets: set(br.Secrets), Workloads: set(br.Workloads)}
 }
 
 // impact is Reader.Impact over this snapshot at now.
