@@ -27,13 +27,15 @@ type Intent struct {
 	Event   events.Event `json:"event"`
 }
 
-// putIntent stores the intent of ev's restore. A failure is logged and the restore goes on: the
-// intent only guards the report.
-func (g *Guard) putIntent(ev events.Event) {
+// putIntent stores the intent of ev's restore, with message's text: built only for a state that
+// keeps intents, since it runs before the restore's write. A failure is logged and the restore
+// goes on: the intent only guards the report.
+func (g *Guard) putIntent(ev events.Event, message func() string) {
 	is, ok := g.store.(intentStore)
 	if !ok {
 		return
 	}
+	ev.Message = message()
 	if err := is.PutIntent(Intent{Replica: g.opts.replica, At: g.opts.now(), Event: ev}); err != nil {
 		g.log.Error(err, "storing a restore's intent; a crash before its event is queued would leave it unreported", "policy", ev.Policy)
 	}

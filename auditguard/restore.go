@@ -163,8 +163,7 @@ func (g *Guard) writeBack(ctx context.Context, ns, name string, roles []events.R
 		ev.Actor = actorOf(e) // its auth mount is looked up after the write
 	}
 	ev.ID = eventID(ev)
-	ev.Message = g.restoredMessage(ns, name, roles, ev.Actor, from)
-	g.putIntent(ev)
+	g.putIntent(ev, func() string { return g.restoredMessage(ns, name, roles, ev.Actor, from) })
 	werr := g.vault.WritePolicy(ctx, ns, name, from.body)
 	latency := g.opts.now().Sub(arrived)
 	if werr != nil {
